@@ -1,0 +1,270 @@
+"""The ``mlplab`` command line: parses options, calls the library, prints the results.
+
+Nothing is computed here. Heavy libraries (NumPy, Keras, JAX) are imported inside the
+commands so that ``mlplab --help`` stays instant. Any :class:`MlplabError` or usage
+error becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlplab import __version__
+from mlplab.errors import MlplabError
+
+DATA_HELP = ("data source: auto (full MNIST if cached/downloadable, else the embedded "
+             "sample), mnist-sample, mnist, fashion-mnist, a folder of IDX files, or an .npz")
+
+
+def fail(message: str) -> None:
+    click.echo(f"mlplab: error: {message}", err=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI with one-line errors and exit codes (0, 2, 130)."""
+    try:
+        cli.main(args=argv, prog_name="mlplab", standalone_mode=False)
+    except MlplabError as e:
+        fail(str(e))
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mlplab: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(e.format_message().replace("\n", " ") + hint)
+    except KeyboardInterrupt:
+        click.echo("mlplab: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mlplab")
+def cli() -> None:
+    """mlplab: train and understand MLP classifiers on MNIST-style digits.
+
+    Start with `mlplab lab`: the classic Keras lab "MNIST with a multilayer perceptron",
+    reproduced offline on real MNIST digits. Every command has --help.
+    """
+
+
+def load(source: str, *, echo_note: bool = True):
+    from mlplab.data import load_dataset
+
+    dataset = load_dataset(source)
+    if echo_note and dataset.note:
+        click.echo(dataset.note, err=True)
+    return dataset
+
+
+def epoch_line(row: dict, epochs: int, prefix: str = "") -> str:
+    return (f"{prefix}Epoch {row['epoch']}/{epochs} - {row['seconds']:.2f}s - "
+            f"loss: {row['loss']:.4f} - accuracy: {row['accuracy']:.4f} - "
+            f"val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f}")
+
+
+# ---------------------------------------------------------------- lab
+
+
+@cli.command()
+@click.option("--data", default="auto", show_default=True, help=DATA_HELP)
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1),
+              help="epochs per model")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="samples per gradient step")
+@click.option("--seed", default=42, show_default=True, type=int,
+              help="random seed (same seed → the same history)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output directory  [default: runs/lab-<timestamp>]")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="use only the first N training samples (a quick smoke run)")
+@click.option("--engine", type=click.Choice(["mlplab", "keras"]), default="mlplab",
+              show_default=True, help="mlplab: fused JAX epochs; keras: plain model.fit")
+@click.option("--verbose/--quiet", default=True, show_default=True,
+              help="print the narrative, summaries and per-epoch lines")
+def lab(data: str, epochs: int, batch_size: int, seed: int, out: Path | None,
+        limit: int | None, engine: str, verbose: bool) -> None:
+    """Reproduce the seed lab: three MLPs on MNIST, curves, comparison and a report.
+
+    Writes sample.png, model_1..model_3/ (model.keras, history.csv, curves.png, …),
+    comparison.png, report.md and report.html into --out.
+    """
+    from mlplab.lab import LabOptions, default_out, run_lab
+
+    dataset = load(data)  # fails before anything is written under --out
+    options = LabOptions(data=data, epochs=epochs, batch_size=batch_size, seed=seed,
+                         limit=limit, engine=engine)
+    out = out or default_out()
+    say = click.echo if verbose else (lambda s: None)
+    progress = None
+    if verbose and engine == "mlplab":
+        def progress(model: str, row: dict) -> None:
+            click.echo(epoch_line(row, epochs, prefix=f"{model} "))
+    result = run_lab(dataset, out, options, echo=say, on_epoch=progress,
+                     verbose=1 if verbose and engine == "keras" else 0)
+    click.echo("\nmodel    params  val_loss  val_accuracy  seconds")
+    for r in result.rows:
+        click.echo(f"{r['model']:<8} {r['params']:>6,}  {r['val_loss']:8.4f}  "
+                   f"{r['val_accuracy']:12.4f}  {r['seconds']:7.2f}")
+    click.echo(f"\nReport: {out / 'report.html'} (lab finished in {result.seconds:.1f}s)")
+
+
+# ---------------------------------------------------------------- data
+
+
+@cli.group()
+def data() -> None:
+    """Inspect data sources."""
+
+
+@data.command("info")
+@click.option("--data", "source", default="auto", show_default=True, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def data_info(source: str, as_json: bool) -> None:
+    """Validate a data source; print sizes, class counts, pixel range and sha256 of each file."""
+    info = load(source).info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"name:        {info['name']}")
+    click.echo(f"train/test:  {info['train_size']:,} / {info['test_size']:,} images of "
+               f"{'x'.join(map(str, info['image_shape']))}")
+    click.echo(f"train class counts: {info['train_class_counts']}")
+    click.echo(f"test class counts:  {info['test_class_counts']}")
+    click.echo(f"pixel range: {info['pixel_min']}..{info['pixel_max']}")
+    click.echo(f"sha256:      {info['sha256']} (whole data set)")
+    for name, digest in info["files"].items():
+        click.echo(f"  {digest}  {name}")
+
+
+# ---------------------------------------------------------------- train
+
+
+def config_options(func: Any) -> Any:
+    """One CLI flag per TrainConfig field, named after it, with its help and default."""
+    from mlplab.config import TrainConfig
+
+    defaults = TrainConfig()
+    for f in reversed(dataclasses.fields(TrainConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "layers":
+            default = ",".join(map(str, default))
+        help_text = f.metadata["help"]
+        if "choices" in f.metadata:
+            help_text += f" ({', '.join(f.metadata['choices'])})"
+        help_text += f"  [default: {default}]"
+        if f.type == "bool":
+            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None,
+                                  help=help_text)
+        else:
+            option = click.option(flag, f.name, default=None, help=help_text,
+                                  metavar="N" if "int" in f.type or "float" in f.type else "TEXT")
+        func = option(func)
+    return func
+
+
+@cli.command()
+@config_options
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="read fields from a TOML or JSON file (e.g. runs/X/config.json); flags "
+                   "given on the command line win")
+@click.option("--recipe", type=click.Choice(["lab", "best"]), default=None,
+              help="start from a named recipe: lab (model_1) or best (the strongest MLP "
+                   "recipe we know; see README)")
+@click.option("--name", default=None, help="run name  [default: <timestamp>-<model>]")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="where run directories live")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="continue the run in this directory from its last checkpoint")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="train the same config with N seeds (seed, seed+1, …) as runs NAME-s<seed>")
+@click.option("--verbose/--quiet", default=True, show_default=True,
+              help="print per-epoch lines")
+def train(config_file: Path | None, recipe: str | None, name: str | None, runs_dir: Path,
+          resume: Path | None, seeds: int, verbose: bool, **fields: Any) -> None:
+    """Train one MLP configuration into a run directory (resumable, reproducible)."""
+    from mlplab.config import make_config
+    from mlplab.runs import resume_run, start_runs
+
+    given = {k: v for k, v in fields.items() if v is not None}
+    say = click.echo if verbose else (lambda s: None)
+    if resume is not None:
+        if given or config_file or recipe or seeds != 1:
+            fail("--resume continues a run exactly as configured; give no other settings")
+        result = resume_run(resume, echo=say, on_epoch=lambda row, c: say(epoch_line(row, c)))
+        report_results([result])
+        return
+    config = make_config(recipe=recipe, config_file=config_file, overrides=given)
+    results = start_runs(config, runs_dir=runs_dir, name=name, seeds=seeds, echo=say,
+                         on_epoch=lambda row, c: say(epoch_line(row, c)),
+                         load=lambda source: load(source))
+    report_results(results)
+
+
+def report_results(results: list) -> None:
+    for run, result in results:
+        final = result.history[-1] if result.history else {}
+        click.echo(f"{run.path}: {result.status}, {len(result.history)} epochs, "
+                   f"val_accuracy {final.get('val_accuracy', float('nan')):.4f}, "
+                   f"{result.seconds:.1f}s training")
+        if result.status == "interrupted":
+            click.echo(f"stopped after saving; continue with: mlplab train --resume {run.path}",
+                       err=True)
+            sys.exit(130)
+
+
+# ---------------------------------------------------------------- runs / compare
+
+
+@cli.command("runs")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="where run directories live")
+@click.option("--json", "as_json", is_flag=True, help="print JSON rows instead of a table")
+def runs_cmd(runs_dir: Path, as_json: bool) -> None:
+    """List runs: name, data, layers, optimizer, epochs done, best val accuracy, time, status."""
+    from mlplab.runs import find_runs, summarize
+
+    rows = [summarize(r) for r in find_runs(runs_dir)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs under {runs_dir}/ (start one with `mlplab train` or `mlplab lab`)")
+        return
+    width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'run':<{width}}  {'data':<14} {'layers':<12} {'optimizer':<9} {'epochs':>7} "
+               f"{'best val_acc':>12} {'seconds':>8}  status")
+    for r in rows:
+        best = "–" if r["best_val_accuracy"] is None else f"{r['best_val_accuracy']:.4f}"
+        click.echo(f"{r['name']:<{width}}  {r['data'][:14]:<14} {r['layers'][:12]:<12} "
+                   f"{r['optimizer']:<9} {r['epochs']:>7} {best:>12} {r['seconds']:>8.1f}  "
+                   f"{r['status']}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where to write comparison.png, comparison.md and comparison.json "
+                   "[default: runs/compare-<timestamp>]")
+def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Compare runs: overlaid curves and a table; seed groups get mean ± std and a verdict."""
+    from mlplab.compare import compare_runs
+
+    result = compare_runs(list(run_dirs), out=out)
+    click.echo(result.text)
+    click.echo(f"\nWrote {result.out}/comparison.png, comparison.md, comparison.json")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,91 @@
+"""Pictures: functions from data to PNG bytes (matplotlib's Agg backend, no display)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    axes = fig.subplots(1, ncols)
+    return fig, list(axes) if ncols > 1 else [axes]
+
+
+def to_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def sample_png(image: np.ndarray, label: int, *, title: str = "") -> bytes:
+    """One digit, as the lab shows it with ``plt.imshow(x_train[i], cmap='gray')``."""
+    fig, (ax,) = _figure(3.2, 3.4)
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    ax.set_title(title or f"label: {label}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return to_png(fig)
+
+
+def curves_png(history: Sequence[dict], *, title: str = "") -> bytes:
+    """The lab's ``visualize_training_results``: loss vs val_loss and accuracy vs val_accuracy."""
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = _figure(9, 3.6, ncols=2)
+    for ax, key, label in ((left, "loss", "loss"), (right, "accuracy", "accuracy")):
+        ax.plot(epochs, [r[key] for r in history], "o-", label=f"train {label}")
+        ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--", label=f"validation {label}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
+    if title:
+        fig.suptitle(title)
+    return to_png(fig)
+
+
+def comparison_png(histories: dict[str, Sequence[dict]], *, title: str = "") -> bytes:
+    """Validation accuracy and loss of several runs overlaid (the lab's comparison)."""
+    fig, (left, right) = _figure(9, 3.6, ncols=2)
+    for name, history in histories.items():
+        epochs = [r["epoch"] for r in history]
+        left.plot(epochs, [r["val_accuracy"] for r in history], "o-", label=name)
+        right.plot(epochs, [r["val_loss"] for r in history], "o-", label=name)
+    for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return to_png(fig)
+
+
+def band_png(groups: dict[str, dict[str, np.ndarray]], *, title: str = "") -> bytes:
+    """Mean ± std bands per group over seeds: ``groups[name] = {"epoch", "val_accuracy"...}``."""
+    import numpy as np
+
+    fig, (left, right) = _figure(9, 3.6, ncols=2)
+    for name, g in groups.items():
+        for ax, key in ((left, "val_accuracy"), (right, "val_loss")):
+            values = np.asarray(g[key])  # (seeds, epochs)
+            mean, std = values.mean(0), values.std(0)
+            line, = ax.plot(g["epoch"], mean, "o-", label=f"{name} (n={len(values)})")
+            ax.fill_between(g["epoch"], mean - std, mean + std, alpha=0.2,
+                            color=line.get_color())
+    for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label + " (mean ± std)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return to_png(fig)
