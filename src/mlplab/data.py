@@ -286,7 +286,8 @@ def load_npz(path: Path) -> Dataset:
     if kind:
         raise DataError(f"{path} is {kind}, not an .npz archive")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
             if not hasattr(f, "files"):
                 raise DataError(f"{path} holds a single array, not an .npz archive with "
                                 "x_train, y_train, x_test, y_test")
