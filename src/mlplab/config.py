@@ -99,6 +99,7 @@ def coerce(name: str, value: Any) -> Any:
         known = ", ".join(FIELDS)
         raise ConfigError(f"unknown configuration field {name!r}; known fields: {known}")
     kind = FIELDS[name].type
+    original = value
     try:
         if name == "layers":
             if isinstance(value, str):
@@ -124,8 +125,10 @@ def coerce(name: str, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"--{name.replace('_', '-')}: {value!r} is not a valid "
-                          f"{kind.replace(' | None', '')}") from None
+        what = ("list of layer sizes such as 256,128" if name == "layers"
+                else kind.replace(" | None", ""))
+        raise ConfigError(f"--{name.replace('_', '-')}: {original!r} is not a valid "
+                          f"{what}") from None
 
 
 def validate(c: TrainConfig) -> None:
