@@ -117,3 +117,19 @@ def summary_text(model: keras.Model) -> str:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line), line_length=72)
     return "\n".join(lines)
+
+
+def load_model(path) -> keras.Model:
+    """Load a run's ``model.keras`` (this module registers its custom schedule first)."""
+    from pathlib import Path
+
+    from mlplab.errors import RunError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path} does not exist; is the run complete?")
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as e:  # Keras raises many kinds for a damaged or foreign file
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise RunError(f"{path} is not a loadable Keras model ({first})") from None

@@ -1,0 +1,178 @@
+"""Training: engine parity with Keras fit, determinism, early stopping, exact resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlplab.config import TrainConfig
+from mlplab.runs import create_run, open_run, read_history, train_run
+from mlplab.training import epoch_permutation, train
+
+
+def strip_seconds(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("extra", [{}, {"dropout": 0.3, "optimizer": "adam", "lr": 0.003},
+                                   {"batch_norm": True, "optimizer": "sgd", "momentum": 0.9,
+                                    "nesterov": True, "label_smoothing": 0.1}])
+def test_engine_matches_keras_fit(tiny, extra):
+    """Same initial weights and batch order → same per-epoch metrics (last batch partial)."""
+    config = TrainConfig(layers=(32, 16), epochs=3, batch_size=64, **extra)  # 300 % 64 != 0
+    ours = train(config, tiny).history
+    ref = train(config.with_overrides(engine="keras"), tiny).history
+    for a, b in zip(ours, ref, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (key, a, b)
+    assert ours[-1]["val_accuracy"] > 0.5  # it learned the synthetic task
+
+
+def test_final_weights_match_keras_fit(tiny):
+    config = TrainConfig(layers=(16,), epochs=2, batch_size=50)
+    w1 = train(config, tiny).model.get_weights()
+    w2 = train(config.with_overrides(engine="keras"), tiny).model.get_weights()
+    for a, b in zip(w1, w2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_permutation_is_a_pure_function():
+    a = epoch_permutation(42, 3, 1000)
+    assert np.array_equal(a, epoch_permutation(42, 3, 1000))
+    assert not np.array_equal(a, epoch_permutation(42, 4, 1000))
+    assert sorted(a.tolist()) == list(range(1000))
+
+
+def test_same_seed_same_history_different_seed_differs(tiny):
+    config = TrainConfig(layers=(16,), epochs=2, dropout=0.2, shift=1.0, rotation=5.0)
+    h1 = strip_seconds(train(config, tiny).history)
+    h2 = strip_seconds(train(config, tiny).history)
+    h3 = strip_seconds(train(config.with_overrides(seed=1), tiny).history)
+    assert h1 == h2 and h1 != h3
+
+
+def test_early_stopping_and_restore_best(tiny):
+    config = TrainConfig(layers=(64,), optimizer="adam", lr=0.5, epochs=30, patience=2,
+                         restore_best=True)
+    result = train(config, tiny)
+    assert result.stopped_early and len(result.history) < 30
+    best = min(result.history, key=lambda r: r["val_loss"])
+    assert result.best_epoch == best["epoch"]
+
+
+def test_held_out_validation_fraction(tiny):
+    result = train(TrainConfig(layers=(8,), epochs=1, validation="0.2"), tiny)
+    assert result.history[0]["val_accuracy"] >= 0  # trained on 240, validated on 60
+    from mlplab.training import split_data
+
+    split = split_data(tiny, TrainConfig(validation="0.2"))
+    assert len(split.x_train) == 240 and len(split.x_val) == 60
+
+
+def test_run_directory_is_complete(tmp_path, tiny):
+    config = TrainConfig(layers=(8,), epochs=2, optimizer="adamw", schedule="cosine",
+                         warmup_epochs=1)
+    run = create_run(tmp_path, "r", config)
+    train_run(run, config, tiny)
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "environment.json", "history.csv", "model.keras", "curves.png",
+            "metrics.json", "status", "checkpoint.npz"} <= names
+    assert not [n for n in names if n.endswith(".tmp") or ".tmp." in n]
+    assert run.status == "complete"
+    header = (run.path / "history.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds"
+    hist = read_history(run.path / "history.csv")
+    assert hist[0]["lr"] < hist[1]["lr"]  # warm-up
+    env = run.environment()
+    assert env["backend"] == "jax" and env["data"]["name"] == "tiny"
+    assert run.metrics()["epochs_done"] == 2
+    from mlplab.models import load_model
+
+    model = load_model(run.model_path)
+    assert model.count_params() == 8 * 784 + 8 + 90
+
+
+TRAIN_ARGS = ["--data", "mnist-sample", "--layers", "1024,1024", "--batch-size", "16",
+              "--epochs", "6", "--seed", "3", "--dropout", "0.1", "--optimizer", "adam",
+              "--lr", "0.0005", "--schedule", "cosine", "--quiet"]
+
+
+class Proc:
+    """A background ``python -m mlplab`` whose stderr goes to a file."""
+
+    def __init__(self, *args: str, cwd: Path):
+        self.log = cwd / f"stderr-{time.monotonic_ns()}.txt"
+        with open(self.log, "wb") as err:
+            self.popen = subprocess.Popen([sys.executable, "-m", "mlplab", *args], cwd=cwd,
+                                          env=dict(os.environ, MLPLAB_OFFLINE="1"),
+                                          stdout=subprocess.DEVNULL, stderr=err)
+        self.pid = self.popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self) -> int:
+        return self.popen.wait(timeout=900)
+
+    def send_signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+def mlplab(*args: str, cwd: Path) -> Proc:
+    return Proc(*args, cwd=cwd)
+
+
+def test_resume_after_kill_9_is_exact(tmp_path):
+    """kill -9 during epoch 3 of 6, resume: history and weights equal an uninterrupted run."""
+    full = mlplab("train", *TRAIN_ARGS, "--name", "full", cwd=tmp_path)
+    killed = mlplab("train", *TRAIN_ARGS, "--name", "killed", cwd=tmp_path)
+    hist = tmp_path / "runs" / "killed" / "history.csv"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and killed.poll() is None:
+        if hist.exists() and len(hist.read_text().splitlines()) == 3:  # header + 2 epochs
+            break
+        time.sleep(0.02)
+    assert killed.poll() is None, killed.stderr
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert full.wait() == 0, full.stderr
+    run = open_run(tmp_path / "runs" / "killed")
+    assert run.status == "running" and 2 <= len(run.history()) < 6
+    resumed = mlplab("train", "--resume", str(run.path), cwd=tmp_path)
+    assert resumed.wait() == 0, resumed.stderr
+    a = strip_seconds(read_history(tmp_path / "runs" / "full" / "history.csv"))
+    b = strip_seconds(read_history(run.path / "history.csv"))
+    assert len(a) == 6 and a == b
+    assert run.status == "complete"
+    from mlplab.models import load_model
+
+    wa = load_model(tmp_path / "runs" / "full" / "model.keras").get_weights()
+    wb = load_model(run.model_path).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
+    proc = mlplab("train", *TRAIN_ARGS, "--name", "c", cwd=tmp_path)
+    hist = tmp_path / "runs" / "c" / "history.csv"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not hist.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait()
+    err = proc.stderr
+    assert code == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    run = open_run(tmp_path / "runs" / "c")
+    assert run.status == "interrupted"
+    assert len(run.history()) >= 1 and run.model_path.exists()
