@@ -81,7 +81,6 @@ def prepare_model(config: TrainConfig, split: Split, *, name: str = "mlp") -> ke
     model = build_model(config, name=name, input_dim=split.x_train.shape[1])
     compile_model(model, config, steps_per_epoch=steps_per_epoch(len(split.x_train),
                                                                  config.batch_size))
-    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -157,6 +156,7 @@ def train(config: TrainConfig, dataset: Dataset, *, run: Run | None = None,
     model = prepare_model(config, split, name=name)
     if on_model is not None:  # e.g. print the summary before the long part starts
         on_model(model)
+    model.optimizer.build(model.trainable_variables)  # its state exists before epoch 1
     history: list[dict] = []
     best: dict[str, np.ndarray] | None = None
     if resume and run is not None and run.checkpoint.exists():
