@@ -38,15 +38,18 @@ def sample_png(image: np.ndarray, label: int, *, title: str = "") -> bytes:
 def curves_png(history: Sequence[dict], *, title: str = "") -> bytes:
     """The lab's ``visualize_training_results``: loss vs val_loss and accuracy vs val_accuracy."""
     epochs = [r["epoch"] for r in history]
+    few = len(epochs) <= 20  # markers and one tick per epoch only while they stay readable
     fig, (left, right) = _figure(9, 3.6, ncols=2)
     for ax, key, label in ((left, "loss", "loss"), (right, "accuracy", "accuracy")):
-        ax.plot(epochs, [r[key] for r in history], "o-", label=f"train {label}")
-        ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--", label=f"validation {label}")
+        ax.plot(epochs, [r[key] for r in history], "o-" if few else "-", label=f"train {label}")
+        ax.plot(epochs, [r[f"val_{key}"] for r in history], "s--" if few else "--",
+                label=f"validation {label}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
+        if few:
+            ax.set_xticks(epochs)
     if title:
         fig.suptitle(title)
     return to_png(fig)
