@@ -19,6 +19,13 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
     return fig, list(axes) if ncols > 1 else [axes]
 
 
+def integer_epochs(ax) -> None:
+    """Epochs are whole numbers: no 1.5 ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def to_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -48,8 +55,7 @@ def curves_png(history: Sequence[dict], *, title: str = "") -> bytes:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-        if few:
-            ax.set_xticks(epochs)
+        integer_epochs(ax)
     if title:
         fig.suptitle(title)
     return to_png(fig)
@@ -65,6 +71,7 @@ def comparison_png(histories: dict[str, Sequence[dict]], *, title: str = "") -> 
     for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
@@ -87,6 +94,7 @@ def band_png(groups: dict[str, dict[str, np.ndarray]], *, title: str = "") -> by
     for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label + " (mean ± std)")
+        integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
