@@ -73,11 +73,9 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def prepare_model(config: TrainConfig, split: Split, *, name: str = "mlp") -> keras.Model:
     """A freshly initialized, compiled model (same seed → same initial weights)."""
-    import keras
+    from mlplab.models import build_model, compile_model, seed_everything
 
-    from mlplab.models import build_model, compile_model
-
-    keras.utils.set_random_seed(config.seed)
+    seed_everything(config.seed)
     model = build_model(config, name=name, input_dim=split.x_train.shape[1])
     compile_model(model, config, steps_per_epoch=steps_per_epoch(len(split.x_train),
                                                                  config.batch_size))
