@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Split:
-    """Model-ready arrays: (n, 784) float32 in [0, 1] and one-hot labels."""
+    """Training and validation data as stored: (n, 784) uint8 pixels and integer labels.
+
+    Keeping bytes (not float32) makes the resident data 4× smaller; each engine turns
+    them into the lab's float32 / 255 and one-hot labels where it uses them.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -53,13 +57,13 @@ class TrainResult:
 
 def split_data(dataset: Dataset, config: TrainConfig) -> Split:
     """Validation on the test set (as in the lab) or on a seeded held-out fraction of train."""
-    x, y = dataset.x_train, dataset.y_train
+    x, y = dataset.x_train.reshape(len(dataset.x_train), -1), dataset.y_train
     if config.val_fraction:
         order = np.random.default_rng(config.seed).permutation(len(x))
         n_val = max(1, int(round(len(x) * config.val_fraction)))
         val, train = order[:n_val], order[n_val:]
-        return Split(prepare(x[train]), one_hot(y[train]), prepare(x[val]), one_hot(y[val]))
-    return Split(prepare(x), one_hot(y), prepare(dataset.x_test), one_hot(dataset.y_test))
+        return Split(x[train], y[train], x[val], y[val])
+    return Split(x, y, dataset.x_test.reshape(len(dataset.x_test), -1), dataset.y_test)
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -210,21 +214,23 @@ class KerasEngine:
     """``model.fit`` one epoch at a time on our permutation (shuffle=False)."""
 
     def __init__(self, config: TrainConfig, model: keras.Model, split: Split, *, verbose: int):
-        self.config, self.model, self.split, self.verbose = config, model, split, verbose
+        self.config, self.model, self.verbose = config, model, verbose
+        self.x, self.y = prepare(split.x_train), one_hot(split.y_train)
+        self.val = (prepare(split.x_val), one_hot(split.y_val))
 
     def run_epoch(self, epoch: int) -> dict:
         from mlplab.models import learning_rate_at
 
-        c, s = self.config, self.split
+        c = self.config
         lr = learning_rate_at(self.model.optimizer)
-        order = epoch_permutation(c.seed, epoch, len(s.x_train))
-        x = s.x_train[order]
+        order = epoch_permutation(c.seed, epoch, len(self.x))
+        x = self.x[order]
         if c.augments:
             x = augment_numpy(x, c, epoch)
         start = time.perf_counter()
-        h = self.model.fit(x, s.y_train[order], batch_size=c.batch_size, epochs=epoch + 1,
+        h = self.model.fit(x, self.y[order], batch_size=c.batch_size, epochs=epoch + 1,
                            initial_epoch=epoch, shuffle=False, verbose=self.verbose,
-                           validation_data=(s.x_val, s.y_val)).history
+                           validation_data=self.val).history
         seconds = time.perf_counter() - start
         return {"epoch": epoch + 1, "loss": float(h["loss"][-1]),
                 "accuracy": float(h["accuracy"][-1]), "val_loss": float(h["val_loss"][-1]),
