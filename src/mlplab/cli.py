@@ -266,5 +266,109 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     click.echo(f"\nWrote {result.out}/comparison.png, comparison.md, comparison.json")
 
 
+# ---------------------------------------------------------------- bench
+
+
+def fmt_ratio(v: float) -> str:
+    return f"{v:.2f}×"
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--model", type=click.Choice(["model_1", "model_2", "model_3"]), default="model_1",
+              show_default=True, help="which lab model to train")
+@click.option("--data", default=None,
+              help="data source  [default: fashion-mnist (60k) when Debian's "
+                   "dataset-fashion-mnist is installed, else mnist-sample]")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=2),
+              help="epochs per contender (the first one includes compiling)")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="batch size for every contender")
+@click.option("--only", default=None, help="comma-separated contenders to run "
+              "(mlplab, keras, keras-tensorflow, sklearn, numpy)  [default: all]")
+@click.option("--lab", "whole_lab", is_flag=True,
+              help="time the whole `mlplab lab` against the seed's plain script instead")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.pass_context
+def bench(ctx: click.Context, model: str, data: str | None, epochs: int, batch_size: int,
+          only: str | None, whole_lab: bool, as_json: bool) -> None:
+    """Benchmark training speed against Keras fit, scikit-learn and NumPy, side by side.
+
+    Each contender runs in its own process on the same data; the table gives first-epoch
+    seconds, steady seconds per epoch, total, final val accuracy, peak RSS and each one's
+    ratio to ours. Subcommands: `bench predict` (inference) and `bench serve` (HTTP).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mlplab import benchmarks as b
+
+    data = data or b.default_data()
+    progress = (lambda s: click.echo(s, err=True)) if not as_json else (lambda s: None)
+    if whole_lab:
+        timings = b.bench_lab(data=data, epochs=epochs, progress=progress)
+        if as_json:
+            click.echo(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
+            return
+        click.echo(f"whole lab (3 models × {epochs} epochs) on {data}:")
+        for t in timings:
+            click.echo(f"  {t.name:<42} {t.seconds:8.1f}s  {t.error}")
+        if len(timings) == 2 and not any(t.error for t in timings):
+            ratio = timings[0].seconds / timings[1].seconds
+            click.echo(f"ratio mlplab lab / seed script: {ratio:.2f} (target <= 0.3: "
+                       f"{'PASS' if ratio <= 0.3 else 'FAIL'})")
+        return
+    contenders = tuple(only.split(",")) if only else b.CONTENDERS
+    unknown = [c for c in contenders if c not in b.CONTENDERS]
+    if unknown:
+        fail(f"--only: unknown contender {unknown[0]!r}; choose from {', '.join(b.CONTENDERS)}")
+    click.echo(f"{model}, batch {batch_size}, {epochs} epochs on {data}", err=True)
+    results = b.bench_training(data=data, model=model, epochs=epochs, batch_size=batch_size,
+                               contenders=contenders, progress=progress)
+    rat, checks = b.ratios(results), b.training_checks(results)
+    if as_json:
+        click.echo(json.dumps({"data": data, "model": model, "epochs": epochs,
+                               "batch_size": batch_size, "results": [r.row() for r in results],
+                               "ratios_to_mlplab": rat, "checks": checks}, indent=2))
+        return
+    click.echo(f"{'contender':<30} {'1st epoch':>9} {'steady/ep':>9} {'total':>8} "
+               f"{'val_acc':>8} {'peak RSS':>9} {'steady ×ours':>12} {'total ×ours':>11}")
+    for r in results:
+        if r.error:
+            click.echo(f"{r.label:<30} skipped: {r.error}")
+            continue
+        q = rat.get(r.contender, {})
+        click.echo(f"{r.label:<30} {r.first_epoch:8.2f}s {r.steady:8.3f}s {r.total:7.2f}s "
+                   f"{r.val_accuracy:8.4f} {r.peak_rss_mb:7.0f}MB "
+                   f"{fmt_ratio(q['steady']) if q else '-':>12} "
+                   f"{fmt_ratio(q['total']) if q else '-':>11}")
+    for c in checks:
+        click.echo(f"{c['check']}: {c['value']:.3f} (target {c['target']}) "
+                   f"{'PASS' if c['ok'] else 'FAIL'}")
+
+
+@bench.command("predict")
+@click.option("--run", "run_dir", default=None, type=click.Path(path_type=Path),
+              help="a run whose model to time  [default: a freshly trained lab model_1]")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def bench_predict_cmd(run_dir: Path | None, as_json: bool) -> None:
+    """Time one-image and 10,000-image inference against model.predict, and preprocessing."""
+    from mlplab.benchmarks import bench_predict
+
+    r = bench_predict(run=str(run_dir) if run_dir else None)
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    for key, label in (("one_image_ms", "one image"), ("10000_images_ms", "10,000 images")):
+        ours, theirs = r[key]["mlplab"], r[key]["model.predict"]
+        click.echo(f"{label:<14} mlplab {ours:9.3f} ms   model.predict {theirs:9.3f} ms   "
+                   f"{theirs / ours:6.1f}× faster")
+    click.echo(f"same predictions: {r['same_predictions']}")
+    ratio = r["one_image_ms"]["model.predict"] / r["one_image_ms"]["mlplab"]
+    click.echo(f"one-image speed-up: {ratio:.1f}× (target >= 20: "
+               f"{'PASS' if ratio >= 20 else 'FAIL'})")
+    for name, ms in (r.get("preprocess_ms") or {}).items():
+        click.echo(f"preprocess {name}: {ms:.2f} ms/image (target < 5 ms: "
+                   f"{'PASS' if ms < 5 else 'FAIL'})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,471 @@
+"""Benchmarks: our engine against its peers, side by side, each in a fresh process.
+
+Every contender runs in its own subprocess (``python -m mlplab.benchmarks worker …``) on
+the same data, so peak RSS is each one's own and no import or cache leaks between them.
+The parent collects one JSON line per contender and computes the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONTENDERS = ("mlplab", "keras", "keras-tensorflow", "sklearn", "numpy")
+LABELS = {
+    "mlplab": "mlplab engine (fused JAX)",
+    "keras": "Keras fit ({backend})",
+    "keras-tensorflow": "Keras fit (tensorflow)",
+    "sklearn": "scikit-learn MLPClassifier",
+    "numpy": "plain NumPy",
+}
+
+
+def default_data() -> str:
+    """Fashion-MNIST 60k when Debian's package is installed, else the embedded sample."""
+    from mlplab.data import DEBIAN_FASHION
+
+    return "fashion-mnist" if DEBIAN_FASHION.is_dir() else "mnist-sample"
+
+
+@dataclass
+class Measurement:
+    contender: str
+    label: str
+    epoch_seconds: list[float] = field(default_factory=list)
+    val_accuracy: float = float("nan")
+    peak_rss_mb: float = float("nan")
+    setup_seconds: float = 0.0  # imports + data, before the first epoch
+    error: str = ""
+
+    @property
+    def first_epoch(self) -> float:
+        return self.epoch_seconds[0] if self.epoch_seconds else float("nan")
+
+    @property
+    def steady(self) -> float:
+        """Median seconds per epoch after the first (which pays for compiling)."""
+        rest = self.epoch_seconds[1:] or self.epoch_seconds
+        return statistics.median(rest) if rest else float("nan")
+
+    @property
+    def total(self) -> float:
+        return sum(self.epoch_seconds) if self.epoch_seconds else float("nan")
+
+    def row(self) -> dict:
+        d = asdict(self)
+        d.update(first_epoch=self.first_epoch, steady=self.steady, total=self.total)
+        return d
+
+
+# ---------------------------------------------------------------- workers (child side)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def worker(contender: str, *, data: str, model: str, epochs: int, batch_size: int,
+           seed: int) -> Measurement:
+    """Train the lab model ``model`` with one contender; called in a fresh process."""
+    start = time.perf_counter()
+    from mlplab.data import load_dataset
+    from mlplab.models import LAB_MODELS
+
+    dataset = load_dataset(data)
+    config = LAB_MODELS[model].with_overrides(epochs=epochs, batch_size=batch_size, seed=seed,
+                                              data=data)
+    m = Measurement(contender, LABELS[contender])
+    runner = {"mlplab": _run_mlplab, "keras": _run_keras, "keras-tensorflow": _run_keras,
+              "sklearn": _run_sklearn, "numpy": _run_numpy}[contender]
+    runner(m, config, dataset, start)
+    if contender.startswith("keras"):
+        import keras
+
+        m.label = LABELS["keras"].format(backend=keras.backend.backend())
+    m.peak_rss_mb = peak_rss_mb()
+    return m
+
+
+def _run_mlplab(m: Measurement, config, dataset, start: float) -> None:
+    from mlplab.training import train
+
+    def first(row: dict) -> None:
+        if not m.epoch_seconds:
+            m.setup_seconds = time.perf_counter() - start - row["seconds"]
+        m.epoch_seconds.append(row["seconds"])
+
+    result = train(config, dataset, on_epoch=first)
+    m.val_accuracy = result.history[-1]["val_accuracy"]
+
+
+def _run_keras(m: Measurement, config, dataset, start: float) -> None:
+    """The seed lab's plain Keras code: to_categorical, Sequential, compile, fit."""
+    import keras
+
+    x_train = dataset.x_train.reshape(-1, 784).astype("float32") / 255
+    x_test = dataset.x_test.reshape(-1, 784).astype("float32") / 255
+    y_train = keras.utils.to_categorical(dataset.y_train, 10)
+    y_test = keras.utils.to_categorical(dataset.y_test, 10)
+    keras.utils.set_random_seed(config.seed)
+    layers = [keras.Input((784,))]
+    layers += [keras.layers.Dense(u, activation=config.activation) for u in config.layers]
+    model = keras.Sequential(layers + [keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(config.lr), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+            if epoch == 0:
+                m.setup_seconds = self.t - start
+
+        def on_epoch_end(self, epoch, logs=None):
+            m.epoch_seconds.append(time.perf_counter() - self.t)
+
+    h = model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
+                  validation_data=(x_test, y_test), verbose=0, callbacks=[Timer()])
+    m.val_accuracy = float(h.history["val_accuracy"][-1])
+
+
+def _run_sklearn(m: Measurement, config, dataset, start: float) -> None:
+    import warnings
+
+    import numpy as np
+    from sklearn.neural_network import MLPClassifier
+
+    x_train = dataset.x_train.reshape(-1, 784).astype(np.float32) / 255
+    x_test = dataset.x_test.reshape(-1, 784).astype(np.float32) / 255
+    clf = MLPClassifier(hidden_layer_sizes=config.layers, activation=config.activation,
+                        solver="sgd", learning_rate_init=config.lr, momentum=0.0,
+                        nesterovs_momentum=False, alpha=0.0, batch_size=config.batch_size,
+                        shuffle=True, random_state=config.seed)
+    classes = np.arange(10)
+    m.setup_seconds = time.perf_counter() - start
+    for _ in range(config.epochs):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.partial_fit(x_train, dataset.y_train, classes=classes)  # one epoch
+        m.val_accuracy = float(clf.score(x_test, dataset.y_test))
+        m.epoch_seconds.append(time.perf_counter() - t)
+
+
+def _run_numpy(m: Measurement, config, dataset, start: float) -> None:
+    """A textbook NumPy MLP: Glorot init, tanh/relu, softmax cross-entropy, minibatch SGD."""
+    import numpy as np
+
+    rng = np.random.default_rng(config.seed)
+    x_train = dataset.x_train.reshape(-1, 784).astype(np.float32) / 255
+    x_test = dataset.x_test.reshape(-1, 784).astype(np.float32) / 255
+    y_train = np.eye(10, dtype=np.float32)[dataset.y_train]
+    sizes = [784, *config.layers, 10]
+    weights = [rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.sqrt(6 / (a + b))
+               for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    biases = [np.zeros(b, np.float32) for b in sizes[1:]]
+    relu = config.activation == "relu"
+
+    def forward(x: np.ndarray) -> list[np.ndarray]:
+        acts = [x]
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            z = acts[-1] @ w + b
+            if i < len(weights) - 1:
+                acts.append(np.maximum(z, 0) if relu else np.tanh(z))
+            else:
+                z = z - z.max(1, keepdims=True)
+                e = np.exp(z)
+                acts.append(e / e.sum(1, keepdims=True))
+        return acts
+
+    m.setup_seconds = time.perf_counter() - start
+    bs = config.batch_size
+    for _ in range(config.epochs):
+        t = time.perf_counter()
+        order = rng.permutation(len(x_train))
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            acts = forward(x_train[idx])
+            delta = (acts[-1] - y_train[idx]) / len(idx)
+            for i in range(len(weights) - 1, -1, -1):
+                gw, gb = acts[i].T @ delta, delta.sum(0)
+                if i:
+                    delta = delta @ weights[i].T
+                    delta *= (acts[i] > 0) if relu else (1 - acts[i] ** 2)
+                weights[i] -= config.lr * gw
+                biases[i] -= config.lr * gb
+        m.val_accuracy = float((forward(x_test)[-1].argmax(1) == dataset.y_test).mean())
+        m.epoch_seconds.append(time.perf_counter() - t)
+
+
+# ---------------------------------------------------------------- parent side
+
+
+def tensorflow_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def run_worker(contender: str, *, data: str, model: str, epochs: int, batch_size: int,
+               seed: int, timeout: float = 1800) -> Measurement:
+    env = dict(os.environ)
+    if contender == "keras-tensorflow":
+        env["KERAS_BACKEND"] = "tensorflow"
+    args = [sys.executable, "-m", "mlplab.benchmarks", "worker", contender, data, model,
+            str(epochs), str(batch_size), str(seed)]
+    try:
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Measurement(contender, LABELS[contender], error=f"timed out after {timeout}s")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return Measurement(contender, LABELS[contender], error=tail[:200])
+    return Measurement(**json.loads(lines[-1]))
+
+
+def bench_training(*, data: str, model: str = "model_1", epochs: int = 5, batch_size: int = 64,
+                   seed: int = 42, contenders: tuple[str, ...] = CONTENDERS,
+                   progress: Callable[[str], None] = lambda s: None) -> list[Measurement]:
+    """Run each contender in turn (never in parallel: they would share the 2 cores)."""
+    if epochs < 2:
+        from mlplab.errors import ConfigError
+
+        raise ConfigError("--epochs must be at least 2: the first epoch includes compiling")
+    results = []
+    for c in contenders:
+        if c == "keras-tensorflow" and not tensorflow_available():
+            results.append(Measurement(c, LABELS[c], error="TensorFlow is not installed "
+                                       "(pip install tensorflow-cpu to include it)"))
+            continue
+        progress(f"running {LABELS[c].format(backend='current backend')} …")
+        results.append(run_worker(c, data=data, model=model, epochs=epochs,
+                                  batch_size=batch_size, seed=seed))
+    return results
+
+
+def ratios(results: list[Measurement]) -> dict[str, dict[str, float]]:
+    """Each contender's steady epoch, total and peak RSS divided by ours."""
+    ours = next((r for r in results if r.contender == "mlplab" and not r.error), None)
+    out = {}
+    for r in results:
+        if ours is None or r.error:
+            continue
+        out[r.contender] = {"steady": r.steady / ours.steady, "total": r.total / ours.total,
+                            "rss": r.peak_rss_mb / ours.peak_rss_mb,
+                            "accuracy_points": (r.val_accuracy - ours.val_accuracy) * 100}
+    return out
+
+
+def training_checks(results: list[Measurement]) -> list[dict]:
+    """The speed issue's acceptance points, computed from one run's measurements."""
+    by = {r.contender: r for r in results if not r.error}
+    ours = by.get("mlplab")
+    checks = []
+    if ours is None:
+        return checks
+    if "keras" in by:
+        k = by["keras"]
+        checks.append({"check": "steady epoch vs Keras fit (current backend)",
+                       "value": ours.steady / k.steady, "target": "<= 0.6",
+                       "ok": ours.steady / k.steady <= 0.6})
+        checks.append({"check": "val accuracy vs Keras fit, points",
+                       "value": (ours.val_accuracy - k.val_accuracy) * 100,
+                       "target": "within ±0.5", "ok": abs(ours.val_accuracy - k.val_accuracy)
+                       <= 0.005})
+        checks.append({"check": "peak RSS vs Keras fit", "value": ours.peak_rss_mb /
+                       k.peak_rss_mb, "target": "<= 1.0",
+                       "ok": ours.peak_rss_mb <= k.peak_rss_mb})
+    if "keras-tensorflow" in by:
+        t = by["keras-tensorflow"]
+        checks.append({"check": "steady epoch vs Keras fit (tensorflow)",
+                       "value": ours.steady / t.steady, "target": "<= 0.15",
+                       "ok": ours.steady / t.steady <= 0.15})
+    return checks
+
+
+# ---------------------------------------------------------------- the whole lab
+
+
+SEED_SCRIPT = '''
+import time, sys
+t0 = time.perf_counter()
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import keras
+from keras.models import Sequential
+from keras.layers import Dense
+from keras.utils import to_categorical
+from mlplab.data import load_dataset  # the same data; keras.datasets cannot download here
+
+ds = load_dataset(sys.argv[1])
+(x_train, y_train), (x_test, y_test) = (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
+plt.imshow(x_train[0], cmap="gray"); plt.savefig("sample.png"); plt.close()
+x_train = x_train.reshape(x_train.shape[0], 784).astype("float32") / 255
+x_test = x_test.reshape(x_test.shape[0], 784).astype("float32") / 255
+y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)
+
+def visualize_training_results(results, name):
+    history = results.history
+    plt.figure(); plt.plot(history["val_loss"]); plt.plot(history["loss"])
+    plt.legend(["val_loss", "loss"]); plt.title("Loss"); plt.xlabel("Epochs")
+    plt.savefig(name + "_loss.png"); plt.close()
+    plt.figure(); plt.plot(history["val_accuracy"]); plt.plot(history["accuracy"])
+    plt.legend(["val_accuracy", "accuracy"]); plt.title("Accuracy"); plt.xlabel("Epochs")
+    plt.savefig(name + "_acc.png"); plt.close()
+
+def build(hidden, act):
+    model = Sequential()
+    model.add(Dense(hidden[0], activation=act, input_shape=(784,)))
+    for h in hidden[1:]:
+        model.add(Dense(h, activation=act))
+    model.add(Dense(10, activation="softmax"))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.summary()
+    return model
+
+for name, hidden, act in (("model_1", [64], "tanh"), ("model_2", [64, 32], "tanh"),
+                          ("model_3", [64, 32], "relu")):
+    model = build(hidden, act)
+    results = model.fit(x_train, y_train, epochs=int(sys.argv[2]), batch_size=64,
+                        validation_data=(x_test, y_test), verbose=0)
+    visualize_training_results(results, name)
+    print(name, results.history["val_accuracy"][-1], file=sys.stderr)
+print("seed script", time.perf_counter() - t0, file=sys.stderr)
+'''
+
+
+@dataclass
+class LabTiming:
+    name: str
+    seconds: float = float("nan")
+    error: str = ""
+
+
+def bench_lab(*, data: str, epochs: int = 5,
+              progress: Callable[[str], None] = lambda s: None) -> list[LabTiming]:
+    """Wall time of `mlplab lab` against the seed's plain script (Keras + TensorFlow)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = [("mlplab lab", [sys.executable, "-m", "mlplab", "lab", "--data", data,
+                                    "--epochs", str(epochs), "--quiet", "--out",
+                                    str(Path(tmp) / "lab")], {})]
+        backend = "tensorflow" if tensorflow_available() else os.environ.get("KERAS_BACKEND",
+                                                                             "jax")
+        script = Path(tmp) / "seed_lab.py"
+        script.write_text(SEED_SCRIPT)
+        commands.append((f"seed script (Keras fit, {backend})",
+                         [sys.executable, str(script), data, str(epochs)],
+                         {"KERAS_BACKEND": backend}))
+        for name, cmd, extra in commands:
+            progress(f"running {name} …")
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=tmp, env={**os.environ, **extra},
+                                  capture_output=True, text=True, timeout=3600)
+            seconds = time.perf_counter() - start
+            error = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines()
+                                                     or ["failed"])[-1][:200]
+            out.append(LabTiming(name, seconds, error))
+    return out
+
+
+# ---------------------------------------------------------------- prediction
+
+
+def bench_predict(*, run: str | None = None, repeats: int = 200) -> dict:
+    """One-image and 10,000-image inference: our jitted function against model.predict."""
+    import numpy as np
+
+    from mlplab.data import load_dataset, prepare
+    from mlplab.engine import predict_fn
+
+    dataset = load_dataset("mnist-sample")
+    if run is not None:
+        from mlplab.models import load_model
+        from mlplab.runs import open_run
+
+        model = load_model(open_run(run).model_path)
+    else:  # a freshly trained lab model_1 (2 epochs) when no run is given
+        from mlplab.models import LAB_MODELS
+        from mlplab.training import train
+
+        model = train(LAB_MODELS["model_1"].with_overrides(epochs=2), dataset).model
+    x = prepare(dataset.x_test)
+    one = x[:1]
+    fast = predict_fn(model)
+    fast(one), fast(x)  # compile both shapes once, as a server would at start-up
+    model.predict(one, verbose=0), model.predict(x, verbose=0)
+
+    def timed(fn: Callable, arg: np.ndarray, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn(arg)
+        return (time.perf_counter() - start) / n
+
+    result = {
+        "one_image_ms": {"mlplab": timed(fast, one, repeats * 10) * 1e3,
+                         "model.predict": timed(lambda a: model.predict(a, verbose=0), one,
+                                                repeats) * 1e3},
+        "10000_images_ms": {"mlplab": timed(fast, x, 20) * 1e3,
+                            "model.predict": timed(lambda a: model.predict(a, verbose=0),
+                                                   x, 5) * 1e3},
+    }
+    same = np.allclose(fast(x), model.predict(x, verbose=0), atol=1e-5)
+    result["same_predictions"] = bool(same)
+    result["preprocess_ms"] = bench_preprocess(dataset)
+    return result
+
+
+def bench_preprocess(dataset, n: int = 200) -> dict | None:
+    """Mean milliseconds to turn one user-style image into the model's input."""
+    try:
+        from mlplab import preprocess
+    except ImportError:
+        return None
+    import io
+
+    from PIL import Image
+
+    samples = {}
+    digits = dataset.x_test[:n]
+    big = [Image.fromarray(255 - d).resize((300, 300), Image.Resampling.BILINEAR)
+           for d in digits]
+    pngs = []
+    for im in big:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    start = time.perf_counter()
+    for data in pngs:
+        preprocess.preprocess_bytes(data)
+    samples["300x300 PNG, dark ink on white"] = (time.perf_counter() - start) / n * 1e3
+    start = time.perf_counter()
+    for d in digits:
+        preprocess.to_mnist(d)
+    samples["28x28 MNIST digit (pass-through)"] = (time.perf_counter() - start) / n * 1e3
+    return samples
+
+
+def main() -> None:  # the worker entry point: python -m mlplab.benchmarks worker …
+    if len(sys.argv) == 8 and sys.argv[1] == "worker":
+        _, _, contender, data, model, epochs, batch_size, seed = sys.argv
+        m = worker(contender, data=data, model=model, epochs=int(epochs),
+                   batch_size=int(batch_size), seed=int(seed))
+        print(json.dumps(asdict(m)))
+        return
+    raise SystemExit("usage: python -m mlplab.benchmarks worker CONTENDER DATA MODEL EPOCHS "
+                     "BATCH SEED (use `mlplab bench` instead)")
+
+
+if __name__ == "__main__":
+    main()
