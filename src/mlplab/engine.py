@@ -155,9 +155,13 @@ class FusedEngine:
 
 
 def predict_fn(model: keras.Model):
-    """A jitted ``x → probabilities`` for inference (no ``model.predict`` overhead)."""
-    tv = [v.value for v in model.trainable_variables]
-    ntv = [v.value for v in model.non_trainable_variables]
+    """A jitted ``x → probabilities`` for inference (no ``model.predict`` overhead).
+
+    The weights are snapshotted: Keras's own jitted functions donate the variables'
+    buffers, so holding on to ``v.value`` would break after a later ``fit``/``predict``.
+    """
+    tv = [jnp.array(v.value, copy=True) for v in model.trainable_variables]
+    ntv = [jnp.array(v.value, copy=True) for v in model.non_trainable_variables]
 
     @jax.jit
     def forward(tv, ntv, x):
