@@ -67,11 +67,12 @@ def run_lab(dataset: Dataset, out: Path, options: LabOptions, *,
                                             title=f"x_train[0] — label {label}")
     runs.write_bytes(out / "sample.png", images["sample.png"])
     echo(f"Wrote {out / 'sample.png'} (a training digit, label {label})")
-    x_flat = prepare(dataset.x_train)
+    x_flat = prepare(dataset.x_train[:1])  # what the engines do to every batch
+    n = len(dataset.x_train)
     echo(f"x_train shape {dataset.x_train.shape} {dataset.x_train.dtype} → reshape to "
-         f"{x_flat.shape} {x_flat.dtype}, divided by 255 (range {x_flat.min():.0f}–"
-         f"{x_flat.max():.0f}); x_test {dataset.x_test.shape} → "
-         f"{(len(dataset.x_test), x_flat.shape[1])}")
+         f"{(n, x_flat.shape[1])} {x_flat.dtype}, divided by 255 (range "
+         f"{dataset.x_train.min() / 255:.0f}–{dataset.x_train.max() / 255:.0f}); x_test "
+         f"{dataset.x_test.shape} → {(len(dataset.x_test), x_flat.shape[1])}")
     echo(f"y_train[0] = {label} → to_categorical → {one_hot(dataset.y_train[:1])[0].tolist()}")
 
     summaries: dict[str, str] = {}

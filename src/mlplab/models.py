@@ -158,3 +158,30 @@ def seed_everything(seed: int) -> None:
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
     random.seed(seed)
     np.random.seed(seed)
+
+
+def save_model(model: keras.Model, path) -> None:
+    """``model.save`` without the TensorFlow import Keras does only for type checks.
+
+    When TensorFlow is installed, Keras's serializer imports it (≈2 s, hundreds of MB) just
+    to ask whether objects are TensorFlow shapes or dtypes; on another backend, with
+    TensorFlow not imported, nothing can be. We answer "not available" for the duration.
+    """
+    import sys
+
+    lazy = None
+    if keras.backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        try:
+            from keras.src.utils import module_utils
+
+            lazy = getattr(module_utils, "tensorflow", None)
+        except ImportError:
+            lazy = None
+    if lazy is None or getattr(lazy, "_available", True) is not None:
+        model.save(path)
+        return
+    lazy._available = False
+    try:
+        model.save(path)
+    finally:
+        lazy._available = None

@@ -270,8 +270,10 @@ def train_run(run: Run, config: TrainConfig, dataset: Any, *, resume: bool = Fal
     except BaseException:
         run.set_status("failed")
         raise
+    from mlplab.models import save_model
+
     with atomic_path(run.model_path) as tmp:  # the temporary name keeps the .keras suffix
-        result.model.save(tmp)
+        save_model(result.model, tmp)
     if result.history:
         write_bytes(run.path / "curves.png", curves_png(result.history, title=name))
     write_json(run.path / "metrics.json", run_metrics(result, config))
