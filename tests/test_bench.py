@@ -1,0 +1,45 @@
+"""`mlplab bench` runs and reports ratios (a smoke test: no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlplab.benchmarks import Measurement, ratios, training_checks
+from mlplab.cli import main
+
+
+def test_bench_smoke_json(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--only", "mlplab,numpy", "--data", "mnist-sample", "--epochs", "2",
+              "--json"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    report = json.loads(out)
+    rows = {r["contender"]: r for r in report["results"]}
+    assert set(rows) == {"mlplab", "numpy"}
+    for r in rows.values():
+        assert not r["error"] and len(r["epoch_seconds"]) == 2
+        assert 0.5 < r["val_accuracy"] <= 1 and r["peak_rss_mb"] > 50
+    assert report["ratios_to_mlplab"]["mlplab"]["steady"] == pytest.approx(1.0)
+    assert report["ratios_to_mlplab"]["numpy"]["steady"] > 0
+
+
+def test_ratios_and_checks_arithmetic():
+    ours = Measurement("mlplab", "ours", [1.0, 0.2, 0.2], 0.90, 500.0)
+    keras = Measurement("keras", "k", [2.0, 0.5, 0.5], 0.903, 1000.0)
+    tf = Measurement("keras-tensorflow", "t", [2.0, 1.0, 2.0], 0.90, 1200.0)
+    r = ratios([ours, keras, tf])
+    assert r["keras"]["steady"] == pytest.approx(2.5)
+    assert r["keras-tensorflow"]["steady"] == pytest.approx(7.5)  # median of 1.0, 2.0
+    checks = {c["check"]: c for c in training_checks([ours, keras, tf])}
+    assert checks["steady epoch vs Keras fit (current backend)"]["ok"]  # 0.4 <= 0.6
+    assert checks["steady epoch vs Keras fit (tensorflow)"]["value"] == pytest.approx(0.2 / 1.5)
+    assert checks["val accuracy vs Keras fit, points"]["ok"]  # 0.3 points
+
+
+def test_bench_rejects_unknown_contender(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--only", "pytorch"])
+    assert e.value.code == 2 and "unknown contender 'pytorch'" in capsys.readouterr().err
