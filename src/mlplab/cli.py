@@ -117,6 +117,10 @@ def lab(data: str, epochs: int, batch_size: int, seed: int, out: Path | None,
         click.echo(f"{r['model']:<8} {r['params']:>6,}  {r['val_loss']:8.4f}  "
                    f"{r['val_accuracy']:12.4f}  {r['seconds']:7.2f}")
     click.echo(f"\nReport: {out / 'report.html'} (lab finished in {result.seconds:.1f}s)")
+    if result.status != "complete":
+        click.echo("mlplab: the lab was interrupted; the report covers the finished models",
+                   err=True)
+        sys.exit(130)
 
 
 # ---------------------------------------------------------------- data
@@ -168,8 +172,9 @@ def config_options(func: Any) -> Any:
             option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None,
                                   help=help_text)
         else:
-            option = click.option(flag, f.name, default=None, help=help_text,
-                                  metavar="N" if "int" in f.type or "float" in f.type else "TEXT")
+            metavar = ("SIZES" if f.name == "layers" else
+                       "N" if "int" in f.type or "float" in f.type else "TEXT")
+            option = click.option(flag, f.name, default=None, help=help_text, metavar=metavar)
         func = option(func)
     return func
 

@@ -33,6 +33,7 @@ class LabResult:
     out: Path
     rows: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "complete"  # or "interrupted" (Ctrl-C)
 
 
 def default_out() -> Path:
@@ -101,6 +102,7 @@ def run_lab(dataset: Dataset, out: Path, options: LabOptions, *,
         })
         environment = run.environment()
         if trained.status != "complete":
+            result.status = trained.status
             break
 
     images["comparison.png"] = plots.comparison_png(histories, title="the lab's three models")
