@@ -23,7 +23,8 @@ def run_lab(out, capsys, *extra: str) -> str:
 @pytest.fixture(scope="module")
 def lab_dirs(tmp_path_factory):
     from mlplab.data import load_dataset
-    from mlplab.lab import LabOptions, run_lab as run
+    from mlplab.lab import LabOptions
+    from mlplab.lab import run_lab as run
 
     ds = load_dataset("mnist-sample")
     options = LabOptions(data="mnist-sample", limit=600, epochs=2)
@@ -76,7 +77,8 @@ def test_lab_cli_narrates(tmp_path, capsys):
 def test_lab_on_sample_learns(tmp_path):
     """The full 5,000-digit sample, the lab's settings: model_1 reaches the lab's level."""
     from mlplab.data import load_dataset
-    from mlplab.lab import LabOptions, run_lab as run
+    from mlplab.lab import LabOptions
+    from mlplab.lab import run_lab as run
 
     result = run(load_dataset("mnist-sample"), tmp_path / "lab",
                  LabOptions(data="mnist-sample", models=("model_1",)))
