@@ -68,9 +68,14 @@ def comparison_png(histories: dict[str, Sequence[dict]], *, title: str = "") -> 
         epochs = [r["epoch"] for r in history]
         left.plot(epochs, [r["val_accuracy"] for r in history], "o-", label=name)
         right.plot(epochs, [r["val_loss"] for r in history], "o-", label=name)
+    return finish_validation_panels(fig, left, right, title=title)
+
+
+def finish_validation_panels(fig: Figure, left, right, *, title: str, suffix: str = "") -> bytes:
+    """Labels, grid and legend for the val-accuracy | val-loss pair of panels."""
     for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(label + suffix)
         integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -91,12 +96,4 @@ def band_png(groups: dict[str, dict[str, np.ndarray]], *, title: str = "") -> by
             line, = ax.plot(g["epoch"], mean, "o-", label=f"{name} (n={len(values)})")
             ax.fill_between(g["epoch"], mean - std, mean + std, alpha=0.2,
                             color=line.get_color())
-    for ax, label in ((left, "validation accuracy"), (right, "validation loss")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label + " (mean ± std)")
-        integer_epochs(ax)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    return to_png(fig)
+    return finish_validation_panels(fig, left, right, title=title, suffix=" (mean ± std)")
