@@ -143,6 +143,7 @@ def load_auto(*, allow_download: bool) -> Dataset:
                            note="auto: downloaded full MNIST into the Keras cache")
         except DataError as e:
             reason = str(e)
+    reason = reason.split("; ")[0]  # the reason, without the advice meant for `--data mnist`
     return replace(load_mnist_sample(), note=f"auto: using the embedded MNIST sample "
                    f"(5,000 train / 10,000 test) because {reason}")
 
