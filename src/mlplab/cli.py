@@ -271,6 +271,47 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     click.echo(f"\nWrote {result.out}/comparison.png, comparison.md, comparison.json")
 
 
+# ---------------------------------------------------------------- predict
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1, 10),
+              help="how many of the most likely digits to print")
+@click.option("--json", "as_json", is_flag=True,
+              help='print one JSON object per image: {"file", "digit", "probabilities"}')
+@click.option("--show", type=click.Path(path_type=Path), default=None,
+              help="write 'what the model sees' PNGs (original | 28×28 input) into this folder")
+@click.option("--normalize-stroke", is_flag=True,
+              help="bring every stroke to MNIST's median width (very thick or thin strokes "
+                   "are always adjusted)")
+def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
+            show: Path | None, normalize_stroke: bool) -> None:
+    """Predict the digit in your own images (photos, scans, drawings; files or folders).
+
+    Each image goes through MNIST-style preprocessing: polarity, background and lighting
+    removal, crop to the ink, 20-px box, centring by mass. Bad files get one error line
+    each; the others are still predicted, and the exit code is then 2.
+    """
+    from mlplab.prediction import predict_files
+
+    results = predict_files(run_dir, list(images), show=show,
+                            normalize_stroke=normalize_stroke)
+    if not results:
+        fail("no image files found in the given folders")
+    for r in results:
+        if r.error:
+            click.echo(f"mlplab: error: {r.error}", err=True)
+        elif as_json:
+            click.echo(json.dumps(r.to_json()))
+        else:
+            ranked = ", ".join(f"{d} ({p:.1%})" for d, p in r.top(top))
+            click.echo(f"{r.file}: {r.digit}   top {top}: {ranked}")
+    if any(r.error for r in results):
+        sys.exit(2)
+
+
 # ---------------------------------------------------------------- bench
 
 
