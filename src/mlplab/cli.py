@@ -271,6 +271,66 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     click.echo(f"\nWrote {result.out}/comparison.png, comparison.md, comparison.json")
 
 
+# ---------------------------------------------------------------- evaluate / show
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help=DATA_HELP + "  [default: the run's own data]")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where to write evaluation.json/.html and PNGs  [default: the run directory]")
+@click.option("--json", "as_json", is_flag=True, help="print evaluation.json to stdout")
+def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool) -> None:
+    """Evaluate a run on the test set: per-class scores, confusion, mistakes, calibration."""
+    from mlplab.evaluation import evaluate_run, write_evaluation
+    from mlplab.runs import open_run
+
+    run = open_run(run_dir)
+    result, dataset = evaluate_run(run.path, data=data)
+    out = out or run.path
+    write_evaluation(result, dataset.x_test, out, title=f"Evaluation of {run.path}")
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{run.path} on {dataset.name}: accuracy {result.accuracy:.4f}, loss "
+               f"{result.loss:.4f}, ECE {result.ece:.4f}")
+    click.echo("class precision recall     f1 support")
+    for c in result.per_class:
+        click.echo(f"{c['class']:>5} {c['precision']:9.4f} {c['recall']:6.4f} {c['f1']:6.4f} "
+                   f"{c['support']:7d}")
+    click.echo("confusion (rows: true, columns: predicted)")
+    for i, row in enumerate(result.confusion):
+        click.echo(f"{i:>3} " + " ".join(f"{v:5d}" for v in row))
+    click.echo(f"Wrote {out / 'evaluation.html'}, evaluation.json, confusion.png, "
+               "mistakes.png, reliability.png")
+
+
+@cli.command()
+@click.option("--data", "source", default="auto", show_default=True, help=DATA_HELP)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train",
+              show_default=True, help="which split to show")
+@click.option("--n", "count", default=64, show_default=True, type=click.IntRange(1, 400),
+              help="how many digits")
+@click.option("--label", type=click.IntRange(0, 9), default=None, help="only this digit")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("samples.png"),
+              show_default=True, help="the grid PNG to write")
+def show(source: str, split: str, count: int, label: int | None, out: Path) -> None:
+    """Write a grid PNG of sample digits with their labels, and print class counts."""
+    from mlplab.evaluation import sample_grid_png
+    from mlplab.runs import write_bytes
+
+    dataset = load(source)
+    x, y = (dataset.x_train, dataset.y_train) if split == "train" else \
+        (dataset.x_test, dataset.y_test)
+    counts = [int((y == d).sum()) for d in range(10)]
+    if label is not None:
+        x, y = x[y == label], y[y == label]
+    title = f"{dataset.name} {split}" + (f", label {label}" if label is not None else "")
+    write_bytes(out, sample_grid_png(x[:count], y[:count], title=title))
+    click.echo(f"{dataset.name} {split}: {sum(counts):,} digits; class counts {counts}")
+    click.echo(f"Wrote {out} ({min(count, len(x))} digits)")
+
+
 # ---------------------------------------------------------------- predict
 
 
