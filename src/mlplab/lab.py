@@ -92,7 +92,9 @@ def run_lab(dataset: Dataset, out: Path, options: LabOptions, *,
             run, config, dataset, name=model_name, verbose=verbose, on_model=show_model,
             on_epoch=(lambda row, n=model_name: on_epoch(n, row)) if on_epoch else None)
         histories[model_name] = trained.history
-        images[f"{model_name}/curves.png"] = (run.path / "curves.png").read_bytes()
+        for picture in ("curves.png", "confusion.png", "mistakes.png"):
+            if (run.path / picture).exists():
+                images[f"{model_name}/{picture}"] = (run.path / picture).read_bytes()
         final = trained.history[-1]
         result.rows.append({
             "model": model_name, "layers": config.describe(),

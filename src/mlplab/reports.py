@@ -77,8 +77,9 @@ def lab_report(*, out: Path, data: dict, rows: list[dict], environment: dict, se
         "![comparison](comparison.png)",
         "## Data\n\n" + "\n".join(data_lines),
         "## Versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in versions.items()),
-        "## Models\n\n" + "\n\n".join(f"### {m}\n\n![{m}]({m}/curves.png)\n\n```\n{s}\n```"
-                                      for m, s in summaries.items()),
+        "## Models\n\n" + "\n\n".join(
+            f"### {m}\n\n![{m}]({m}/curves.png)\n\n![{m} confusion]({m}/confusion.png)\n\n"
+            f"![{m} mistakes]({m}/mistakes.png)\n\n```\n{s}\n```" for m, s in summaries.items()),
     ]) + "\n"
     sections = [
         ("", f"<p>{html.escape(setup)}</p>" + html_table(headers, table)),
@@ -88,7 +89,11 @@ def lab_report(*, out: Path, data: dict, rows: list[dict], environment: dict, se
          + "</ul>"),
     ]
     for m, s in summaries.items():
-        sections.append((m, img(images[f"{m}/curves.png"], f"{m} training curves")
-                         + f"<pre>{html.escape(s)}</pre>"))
+        panels = img(images[f"{m}/curves.png"], f"{m} training curves")
+        for picture, alt in (("confusion.png", "confusion matrix"),
+                             ("mistakes.png", "most confident mistakes")):
+            if f"{m}/{picture}" in images:
+                panels += img(images[f"{m}/{picture}"], f"{m} {alt}")
+        sections.append((m, panels + f"<pre>{html.escape(s)}</pre>"))
     sections.append(("Versions", html_table(["library", "version"], list(versions.items()))))
     return md, html_page("MNIST with a multilayer perceptron — lab report", sections)

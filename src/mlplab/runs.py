@@ -277,8 +277,22 @@ def train_run(run: Run, config: TrainConfig, dataset: Any, *, resume: bool = Fal
     if result.history:
         write_bytes(run.path / "curves.png", curves_png(result.history, title=name))
     write_json(run.path / "metrics.json", run_metrics(result, config))
+    if result.status == "complete" and config.validation == "test":
+        evaluate_into(run, result.model, dataset)
     run.set_status(result.status)
     return result
+
+
+def evaluate_into(run: Run, model: Any, dataset: Any) -> None:
+    """The evaluation panels (evaluation.json/.html, confusion, mistakes) in the run dir."""
+    from mlplab.data import prepare
+    from mlplab.engine import predict_fn
+    from mlplab.evaluation import evaluate_probs, write_evaluation
+
+    probs = predict_fn(model)(prepare(dataset.x_test))
+    info = {"name": dataset.name, "sha256": dataset.sha256, "test_size": len(dataset.x_test)}
+    evaluation = evaluate_probs(probs, dataset.y_test.astype(int), data=info)
+    write_evaluation(evaluation, dataset.x_test, run.path, title=f"Evaluation of {run.path}")
 
 
 def run_metrics(result: Any, config: TrainConfig) -> dict:
