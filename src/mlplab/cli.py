@@ -372,6 +372,99 @@ def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
         sys.exit(2)
 
 
+# ---------------------------------------------------------------- tune
+
+
+STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share one study "
+                "between workers on many machines  [default: sqlite file runs/tune-NAME/study.db]")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--study", default=None, help="study name (workers with the same name and "
+              "storage cooperate)")
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
+              help="work until the study has N finished (complete or pruned) trials")
+@click.option("--timeout", default=None, type=click.FloatRange(min=1),
+              help="stop this worker after S seconds")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--data", default="mnist-sample", show_default=True, help=DATA_HELP)
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1),
+              help="epochs budget per trial")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="use only the first N training samples")
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]),
+              default="median", show_default=True,
+              help="stop unpromising trials early on per-epoch validation accuracy")
+@click.option("--seed", default=42, show_default=True, type=int, help="TPE sampler seed")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="where trial run directories live")
+@click.option("--heartbeat", default=10, show_default=True, type=click.IntRange(min=1),
+              help="seconds between worker heartbeats; a trial silent for 3× this is "
+                   "marked failed and retried")
+@click.pass_context
+def tune(ctx: click.Context, study: str | None, trials: int, timeout: float | None,
+         storage: str | None, data: str, epochs: int, limit: int | None, pruner: str,
+         seed: int, runs_dir: Path, heartbeat: int) -> None:
+    """Hyperparameter search with Optuna (TPE + pruning) over the training configuration.
+
+    Subcommands: `tune best NAME` exports the best trial as a run; `tune report NAME`
+    writes tune.html. Start the same command on several machines with one PostgreSQL
+    --storage and they share the study.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not study:
+        fail("--study NAME is required (or use `mlplab tune best|report NAME`)")
+    from mlplab.tuning import SearchSpace
+    from mlplab.tuning import tune as run_tune
+
+    def show_trial(t: dict) -> None:
+        value = "–" if t["value"] is None else f"{t['value']:.4f}"
+        click.echo(f"trial {t['number']:>4} {t['state']:<8} best val_accuracy {value}  "
+                   f"{t['params']}")
+
+    result = run_tune(study_name=study, trials=trials, runs_dir=runs_dir, storage=storage,
+                      timeout=timeout, space=SearchSpace(data=data, epochs=epochs, limit=limit),
+                      seed=seed, pruner=pruner, heartbeat=heartbeat, on_trial=show_trial)
+    try:
+        best = result.best_trial
+        click.echo(f"best: trial {best.number}, val_accuracy {best.value:.4f}, {best.params}")
+    except ValueError:
+        click.echo("no complete trial yet")
+
+
+@tune.command("best")
+@click.argument("name")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="where the study's runs live")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where to put the exported run  [default: runs/NAME-best]")
+def tune_best(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
+    """Export the best trial as a run directory (for evaluate, predict, serve)."""
+    from mlplab.tuning import export_best, load_study
+
+    path = export_best(load_study(name, runs_dir=runs_dir, storage=storage),
+                       out or runs_dir / f"{name}-best")
+    click.echo(f"Exported the best trial to {path}")
+
+
+@tune.command("report")
+@click.argument("name")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="where the study's runs live")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="folder for tune.html  [default: runs/tune-NAME]")
+def tune_report(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
+    """Write tune.html: optimization history, parameter importances, parallel coordinates."""
+    from mlplab.tuning import load_study, study_dir, write_report
+
+    path = write_report(load_study(name, runs_dir=runs_dir, storage=storage),
+                        out or study_dir(runs_dir, name))
+    click.echo(f"Wrote {path}")
+
+
 # ---------------------------------------------------------------- bench
 
 
