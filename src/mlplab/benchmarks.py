@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONTENDERS = ("mlplab", "keras", "keras-tensorflow", "sklearn", "numpy")
 LABELS = {
@@ -454,6 +455,279 @@ def bench_preprocess(dataset, n: int = 200) -> dict | None:
         preprocess.to_mnist(d)
     samples["28x28 MNIST digit (pass-through)"] = (time.perf_counter() - start) / n * 1e3
     return samples
+
+
+# ---------------------------------------------------------------- serving (HTTP load)
+
+SERVE_TARGETS = {"requests_per_s": 500.0, "server_p50_ms": 3.0, "rss_growth_pct": 5.0}
+
+
+def digit_pngs(n: int = 200) -> list[tuple[bytes, int]]:
+    """The first ``n`` real t10k digits as 28×28 PNG files, with their labels."""
+    import io
+
+    from PIL import Image
+
+    from mlplab.data import load_dataset
+
+    dataset = load_dataset("mnist-sample")
+    out = []
+    for x, y in zip(dataset.x_test[:n], dataset.y_test[:n], strict=True):
+        buf = io.BytesIO()
+        Image.fromarray(x).save(buf, format="PNG")
+        out.append((buf.getvalue(), int(y)))
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``mlplab serve`` in its own process on loopback; stopped on exit (SIGINT, then kill)."""
+
+    def __init__(self, run: str | Path, *, port: int | None = None, batch: bool = False,
+                 startup_timeout: float = 180.0):
+        self.run, self.port, self.batch = str(run), port or free_port(), batch
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.log = tempfile.TemporaryFile()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerProcess:
+        import urllib.request
+
+        from mlplab.errors import RunError
+
+        cmd = [sys.executable, "-m", "mlplab", "serve", self.run, "--host", "127.0.0.1",
+               "--port", str(self.port), "--no-access-log"] + (["--batch"] if self.batch else [])
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                tail = self.log.read().decode(errors="replace").strip().splitlines()[-1:]
+                raise RunError(f"the server exited during start-up: {' '.join(tail)}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RunError(f"the server did not answer within {self.startup_timeout:.0f} s")
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        assert self.proc is not None
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _HTTPConnection:
+    """A minimal HTTP/1.1 keep-alive client connection (Content-Length answers only).
+
+    Lighter than a general client, so that on a small machine the load generator takes as
+    little CPU as possible from the server it measures.
+    """
+
+    def __init__(self, reader: Any, writer: Any):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _HTTPConnection:
+        import asyncio
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # loopback only
+        return cls(reader, writer)
+
+    async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        self.writer.write(data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, headers, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def post_image(port: int, png: bytes) -> bytes:
+    return (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: image/png\r\nContent-Length: {len(png)}\r\n\r\n").encode() + png
+
+
+async def http_load(port: int, requests: list[tuple[bytes, int]], *, clients: int,
+                    seconds: float, max_requests: int | None = None,
+                    timeout: float = 30.0) -> dict:
+    """``clients`` keep-alive connections sending ``requests`` round-robin for ``seconds``.
+
+    Bounded in time and (optionally) in count; every failure is counted, none is retried
+    except by reconnecting. Returns latencies, server times (X-Process-Time) and errors.
+    """
+    import asyncio
+
+    latencies: list[float] = []
+    server_ms: list[float] = []
+    errors: list[str] = []
+    right = [0]
+    sent = [0]
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def client(k: int) -> None:
+        conn = None
+        i = k
+        while time.perf_counter() < deadline and (max_requests is None
+                                                  or sent[0] < max_requests):
+            data, label = requests[i % len(requests)]
+            i += clients
+            sent[0] += 1
+            t0 = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = await asyncio.wait_for(_HTTPConnection.open(port), timeout)
+                status, headers, body = await asyncio.wait_for(conn.request(data), timeout)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, ValueError, IndexError) as e:
+                errors.append(f"{type(e).__name__}: {e}"[:200])
+                if conn is not None:
+                    conn.close()
+                conn = None
+                continue
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+                continue
+            if "x-process-time" in headers:
+                server_ms.append(float(headers["x-process-time"]))
+            if json.loads(body)["digit"] == label:
+                right[0] += 1
+        if conn is not None:
+            conn.close()
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    elapsed = time.perf_counter() - start
+    return {"latencies": latencies, "server_ms": server_ms, "errors": errors,
+            "right": right[0], "elapsed": elapsed}
+
+
+def percentiles(values: list[float], scale: float = 1.0) -> dict[str, float]:
+    import numpy as np
+
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    p = np.percentile(np.asarray(values) * scale, [50, 95, 99])
+    return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
+
+
+def bench_serve(*, run: str | Path | None = None, clients: int = 50, seconds: float = 60.0,
+                warmup: float = 3.0, batch: bool = False, max_requests: int | None = None,
+                progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Start ``mlplab serve`` in its own process and load it from this one (loopback only).
+
+    Sends the first 200 t10k digits as 28×28 PNGs from ``clients`` concurrent keep-alive
+    connections for ``seconds`` (after ``warmup`` seconds that are not counted) and reports
+    requests/s, client latency and server time percentiles, errors, accuracy of the answers
+    and the server's RSS when ready, after the warm-up and at the end.
+    """
+    import asyncio
+
+    from mlplab.errors import ConfigError
+
+    if not 1 <= clients <= 1000:
+        raise ConfigError(f"--clients {clients}: choose 1 to 1000")
+    if not 0 < seconds <= 600 or not 0 <= warmup <= 60:
+        raise ConfigError("--seconds must be in (0, 600] and --warmup in [0, 60]")
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-serve-") as tmp:
+        if run is None:
+            progress("training a lab model_1 to serve (mnist-sample, 3 epochs)…")
+            subprocess.run([sys.executable, "-m", "mlplab", "train", "--data", "mnist-sample",
+                            "--epochs", "3", "--name", "served", "--runs-dir", tmp, "--quiet"],
+                           check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            run = Path(tmp) / "served"
+        digits = digit_pngs()
+        with ServerProcess(run, batch=batch) as server:
+            rss_ready = server.rss_mb()
+            requests = [(post_image(server.port, png), label) for png, label in digits]
+            if warmup:
+                progress(f"warming up for {warmup:g} s…")
+                asyncio.run(http_load(server.port, requests, clients=clients, seconds=warmup))
+            rss_start = server.rss_mb()
+            progress(f"{clients} clients for {seconds:g} s against {server.url} …")
+            cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
+            r = asyncio.run(http_load(server.port, requests, clients=clients, seconds=seconds,
+                                      max_requests=max_requests))
+            cpu_server = server.cpu_seconds() - cpu_server
+            cpu_client = time.process_time() - cpu_client
+            rss_end = server.rss_mb()
+    done = len(r["latencies"])
+    ok = done - sum(e.startswith("HTTP") for e in r["errors"])
+    result = {
+        "clients": clients, "seconds": r["elapsed"], "batch": batch,
+        "requests": done, "errors": len(r["errors"]),
+        "error_samples": sorted(set(r["errors"]))[:5],
+        "requests_per_s": done / r["elapsed"] if r["elapsed"] else 0.0,
+        "latency_ms": percentiles(r["latencies"], 1e3),
+        "server_ms": percentiles(r["server_ms"]),
+        "accuracy": r["right"] / ok if ok else float("nan"),
+        "server_cpu_ms_per_request": 1e3 * cpu_server / max(done, 1),
+        "client_cpu_ms_per_request": 1e3 * cpu_client / max(done, 1),
+        "rss_ready_mb": rss_ready, "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+        "rss_growth_pct": 100.0 * (rss_end - rss_start) / rss_start,
+    }
+    result["checks"] = serve_checks(result)
+    return result
+
+
+def serve_checks(r: dict) -> list[dict]:
+    """The issue's acceptance targets for ``mlplab bench serve``."""
+    t = SERVE_TARGETS
+    return [
+        {"check": "errors", "value": r["errors"], "target": "0", "ok": r["errors"] == 0},
+        {"check": "requests/s", "value": r["requests_per_s"],
+         "target": f">= {t['requests_per_s']:g}", "ok": r["requests_per_s"] >= t["requests_per_s"]},
+        {"check": "server time p50 (ms)", "value": r["server_ms"]["p50"],
+         "target": f"<= {t['server_p50_ms']:g}", "ok": r["server_ms"]["p50"] <= t["server_p50_ms"]},
+        {"check": "server RSS growth (%)", "value": r["rss_growth_pct"],
+         "target": f"<= {t['rss_growth_pct']:g}", "ok": r["rss_growth_pct"] <= t["rss_growth_pct"]},
+    ]
 
 
 def main() -> None:  # the worker entry point: python -m mlplab.benchmarks worker …

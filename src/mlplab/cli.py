@@ -465,6 +465,31 @@ def tune_report(name: str, storage: str | None, runs_dir: Path, out: Path | None
     click.echo(f"Wrote {path}")
 
 
+# ---------------------------------------------------------------- serve
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0 exposes the model to your network)")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port")
+@click.option("--max-upload-mb", default=10.0, show_default=True,
+              type=click.FloatRange(min=0.01, max=1024), help="largest request body (413 above)")
+@click.option("--batch", is_flag=True,
+              help="micro-batch the model calls of concurrent requests (more throughput for "
+                   "big models, more latency per request)")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="print one line per request")
+def serve(run_dir: Path, host: str, port: int, max_upload_mb: float, batch: bool,
+          access_log: bool) -> None:
+    """Serve a run: the draw-a-digit page at / and the HTTP API (docs at /docs)."""
+    from mlplab import serving
+
+    limits = serving.Limits(max_bytes=int(max_upload_mb * 2**20))
+    serving.serve(run_dir, host=host, port=port, limits=limits, batch=batch,
+                  access_log=access_log, echo=click.echo)
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -567,6 +592,50 @@ def bench_predict_cmd(run_dir: Path | None, as_json: bool) -> None:
     for name, ms in (r.get("preprocess_ms") or {}).items():
         click.echo(f"preprocess {name}: {ms:.2f} ms/image (target < 5 ms: "
                    f"{'PASS' if ms < 5 else 'FAIL'})")
+
+
+@bench.command("serve")
+@click.option("--run", "run_dir", default=None, type=click.Path(path_type=Path),
+              help="the run to serve  [default: a freshly trained lab model_1]")
+@click.option("--clients", default=50, show_default=True, type=click.IntRange(1, 1000),
+              help="concurrent keep-alive clients")
+@click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="how long to send requests (after the warm-up)")
+@click.option("--warmup", default=3.0, show_default=True, type=click.FloatRange(0, 60),
+              help="seconds of load before measuring (not counted)")
+@click.option("--batch", is_flag=True, help="serve with micro-batching (mlplab serve --batch)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def bench_serve_cmd(run_dir: Path | None, clients: int, seconds: float, warmup: float,
+                    batch: bool, as_json: bool) -> None:
+    """Load `mlplab serve` on loopback: 28×28 PNG predictions from N clients for T seconds.
+
+    Prints requests/s, latency and server-time percentiles, errors and the server's RSS.
+    """
+    from mlplab.benchmarks import bench_serve
+
+    r = bench_serve(run=run_dir, clients=clients, seconds=seconds, warmup=warmup, batch=batch,
+                    progress=(lambda s: None) if as_json else (lambda s: click.echo(s, err=True)))
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    lat, srv = r["latency_ms"], r["server_ms"]
+    click.echo(f"{r['requests']:,} requests in {r['seconds']:.1f} s from {r['clients']} clients"
+               f": {r['requests_per_s']:.0f} requests/s, {r['errors']} errors, "
+               f"{r['accuracy']:.1%} of answers right")
+    click.echo(f"latency (client)  p50 {lat['p50']:.2f} ms  p95 {lat['p95']:.2f} ms  "
+               f"p99 {lat['p99']:.2f} ms")
+    click.echo(f"server time       p50 {srv['p50']:.2f} ms  p95 {srv['p95']:.2f} ms  "
+               f"p99 {srv['p99']:.2f} ms")
+    click.echo(f"CPU per request   server {r['server_cpu_ms_per_request']:.2f} ms, load "
+               f"generator {r['client_cpu_ms_per_request']:.2f} ms")
+    click.echo(f"server RSS        {r['rss_ready_mb']:.0f} MB ready, {r['rss_start_mb']:.0f} MB "
+               f"after warm-up, {r['rss_end_mb']:.0f} MB at the end "
+               f"({r['rss_growth_pct']:+.1f} %)")
+    for e in r["error_samples"]:
+        click.echo(f"  error: {e}")
+    for c in r["checks"]:
+        click.echo(f"{c['check']}: {c['value']:.4g} (target {c['target']}) "
+                   f"{'PASS' if c['ok'] else 'FAIL'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
