@@ -81,12 +81,23 @@ def open_storage(url: str, *, heartbeat: int = 10) -> Any:
     if "://" not in url:
         raise ConfigError(f"--storage {url!r} is not a database URL; use e.g. "
                           "postgresql://user:password@host/db or sqlite:///path/study.db")
+    import time
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for heartbeats
-            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                              failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-                              engine_kwargs={"pool_pre_ping": True})
+        for attempt in range(8):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # ExperimentalWarning for heartbeats
+                    return RDBStorage(url, heartbeat_interval=heartbeat,
+                                      grace_period=3 * heartbeat,
+                                      failed_trial_callback=RetryFailedTrialCallback(
+                                          max_retry=3),
+                                      engine_kwargs={"pool_pre_ping": True})
+            except Exception as e:
+                # Two workers starting together both create the schema; one loses the race.
+                if "IntegrityError" not in type(e).__name__ or attempt == 7:
+                    raise
+                time.sleep(0.3 * (attempt + 1))
     except (ImportError, ModuleNotFoundError) as e:
         raise ConfigError(f"--storage: the database driver is missing ({e}); for PostgreSQL: "
                           "pip install 'mlplab[postgres]'") from None
