@@ -413,6 +413,9 @@ def serve(run_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     """Load the run and serve it with uvicorn until interrupted."""
     import uvicorn
 
+    from mlplab.runs import open_run
+
+    open_run(run_path)  # a wrong path is reported before anything else
     check_bind(host, port)
     app = create_app(run_path, limits=limits, batch=batch)
     about = app.state.predictor.describe()
