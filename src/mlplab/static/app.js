@@ -96,7 +96,7 @@ function redraw() {
     for (const [x, y] of s.slice(1)) ctx.lineTo(x, y);
     ctx.stroke();
   }
-  const empty = strokes.length === 0 && !background;
+  const empty = strokes.length === 0 && !background && !uploaded;
   $("hint").classList.toggle("hidden", !empty);
   $("undo").disabled = strokes.length === 0;
   $("clear").disabled = empty;
@@ -199,8 +199,10 @@ async function predictNow() {
   if (!uploaded && strokes.length === 0 && !background) {
     shown = seq;
     resetResult();
+    document.body.dataset.state = "idle";
     return;
   }
+  document.body.dataset.state = "busy"; // "idle" once the newest request is answered
   let init;
   if (uploaded) {
     const form = new FormData();
@@ -232,6 +234,8 @@ async function predictNow() {
     document.body.dataset.predictions = String(Number(document.body.dataset.predictions || 0) + 1);
   } catch (err) {
     if (seq >= shown) setStatus(`the server did not answer (${err.message})`, true);
+  } finally {
+    if (seq === sent) document.body.dataset.state = "idle";
   }
 }
 
