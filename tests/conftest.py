@@ -46,3 +46,15 @@ def npz_dir(tmp_path, tiny):
     np.savez(path, x_train=tiny.x_train, y_train=tiny.y_train, x_test=tiny.x_test,
              y_test=tiny.y_test)
     return path
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory, sample):
+    """One small lab (all three models, 2 epochs, 800 training digits) shared by the tests
+    that read its runs, reports and evaluation panels. Tests must not modify it: copy a run
+    first (``shutil.copytree``)."""
+    from mlplab.lab import LabOptions, run_lab
+
+    out = tmp_path_factory.mktemp("lab") / "lab"
+    run_lab(sample, out, LabOptions(data="mnist-sample", epochs=2, limit=800))
+    return out

@@ -16,15 +16,6 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 
 
 @pytest.fixture(scope="module")
-def lab_dir(tmp_path_factory, sample):
-    from mlplab.lab import LabOptions, run_lab
-
-    out = tmp_path_factory.mktemp("lab") / "lab"
-    run_lab(sample, out, LabOptions(data="mnist-sample", epochs=2, limit=800))
-    return out
-
-
-@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -45,14 +45,69 @@ def test_ece_and_loss_by_hand():
     assert ev.mistakes[0] == {"index": 1, "true": 1, "predicted": 0, "probability": 0.8}
 
 
-@pytest.fixture(scope="module")
-def lab_run(tmp_path_factory, sample):
-    from mlplab.lab import LabOptions, run_lab
+def test_shared_bins_and_mistake_order_by_hand():
+    # 5 samples, 3 classes. Confidences 0.95 (right), 0.92 (wrong), 0.55 (wrong), 0.52 (right),
+    # 0.5 (wrong): bin (0.9, 1] holds 2 with accuracy 1/2 and mean confidence 0.935;
+    # bin (0.5, 0.6] holds 2 with accuracy 1/2 and confidence 0.535; bin (0.4, 0.5] holds 1.
+    probs = np.array([[0.95, 0.03, 0.02], [0.92, 0.05, 0.03], [0.25, 0.55, 0.20],
+                      [0.52, 0.28, 0.20], [0.20, 0.30, 0.50]])
+    full = np.zeros((5, 10))
+    full[:, :3] = probs
+    y = np.array([0, 2, 0, 0, 1])
+    ev = evaluate_probs(full, y)
+    expected_ece = (2 * abs(0.5 - 0.935) + 2 * abs(0.5 - 0.535) + 1 * abs(0 - 0.5)) / 5
+    assert ev.ece == pytest.approx(expected_ece)
+    top = {round(b["low"], 1): b for b in ev.reliability if b["count"]}
+    assert sorted(top) == [0.4, 0.5, 0.9]
+    assert (top[0.9]["count"], top[0.9]["accuracy"], top[0.9]["confidence"]) == \
+        pytest.approx((2, 0.5, 0.935))
+    assert ev.accuracy == pytest.approx(2 / 5)
+    # the most confident mistakes first: 0.92 (2 → 0), 0.55 (0 → 1), 0.50 (1 → 2)
+    assert [(m["index"], m["true"], m["predicted"]) for m in ev.mistakes] == \
+        [(1, 2, 0), (2, 0, 1), (4, 1, 2)]
+    assert [m["probability"] for m in ev.mistakes] == pytest.approx([0.92, 0.55, 0.5])
+    m = np.asarray(ev.confusion)
+    assert m.sum() == 5 and m[0, 0] == 2 and m[2, 0] == 1 and m[0, 1] == 1 and m[1, 2] == 1
+    # classes that are never predicted nor present get 0, not NaN (as scikit-learn)
+    assert ev.per_class[7] == {"class": 7, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                               "support": 0}
+    assert json.loads(json.dumps(ev.to_dict())) == ev.to_dict()  # plain JSON, no NaN
 
-    out = tmp_path_factory.mktemp("lab") / "lab"
-    run_lab(sample, out, LabOptions(data="mnist-sample", epochs=2, limit=1000,
-                                    models=("model_1",)))
-    return out / "model_1"
+
+def test_confusion_heat_map_pixels():
+    """Both panels are drawn, and a full cell is darker than an empty one."""
+    import io
+
+    from PIL import Image
+
+    from mlplab.evaluation import confusion_png
+
+    confusion = np.diag([5] * 10)
+    confusion[3, 5] = 5  # row 3 is split half/half
+    image = Image.open(io.BytesIO(confusion_png(confusion.tolist()))).convert("L")
+    assert image.width > 2 * image.height * 0.9  # two panels side by side
+    pixels = np.asarray(image, float)
+    cell, margin = 44, 48  # the layout of confusion_png
+
+    def centre(i, j, panel=0):
+        x = panel * (margin + 10 * cell + 40) + margin + j * cell + 2
+        return pixels[margin + i * cell + 2, x]
+
+    assert centre(0, 0) < centre(3, 3) < centre(0, 1) == 255  # 1.0 < 0.5 < empty
+    assert centre(0, 0, panel=1) == centre(0, 0)  # the colour is the row-normalized value
+
+
+@pytest.fixture
+def lab_run(lab_dir):
+    return lab_dir / "model_1"
+
+
+@pytest.fixture
+def run_copy(lab_run, tmp_path):
+    """A copy of the lab's model_1 that a test may change."""
+    import shutil
+
+    return shutil.copytree(lab_run, tmp_path / "run")
 
 
 def test_evaluate_json_matches_run(lab_run, capsys, tmp_path):
@@ -67,15 +122,61 @@ def test_evaluate_json_matches_run(lab_run, capsys, tmp_path):
     assert np.asarray(report["confusion"]).shape == (10, 10)
     assert np.asarray(report["confusion"]).sum() == 10_000
     assert len(report["per_class"]) == 10 and 0 <= report["ece"] <= 1
-    for name in ("evaluation.json", "evaluation.html", "confusion.png", "mistakes.png",
-                 "reliability.png"):
+    for name in PANELS:
         assert (tmp_path / "ev" / name).stat().st_size > 0
+    metrics = json.loads((lab_run / "metrics.json").read_text())
+    assert report["loss"] == pytest.approx(metrics["final"]["val_loss"], rel=1e-4)
+    assert report == json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    from mlplab.data import load_dataset
+
+    y_test = load_dataset("mnist-sample").y_test
+    assert [c["support"] for c in report["per_class"]] == np.bincount(y_test).tolist()
+    assert np.asarray(report["confusion"]).sum(1).tolist() == np.bincount(y_test).tolist()
+    assert report["data"]["test_size"] == 10_000 and len(report["mistakes"]) == 24
+    page = (tmp_path / "ev" / "evaluation.html").read_text()
+    assert f"{report['accuracy']:.4f}" in page and page.count("data:image/png;base64,") == 3
+    assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
-def test_run_directory_has_evaluation_panels(lab_run):
-    assert (lab_run / "evaluation.html").exists() and (lab_run / "confusion.png").exists()
-    report = (lab_run.parent / "report.html").read_text()
-    assert report.count("data:image/png;base64,") >= 5
+PANELS = ("evaluation.json", "evaluation.html", "confusion.png", "mistakes.png",
+          "reliability.png")
+
+
+def test_every_lab_run_has_evaluation_panels(lab_dir):
+    for model in ("model_1", "model_2", "model_3"):
+        run = lab_dir / model
+        assert all((run / name).stat().st_size > 0 for name in PANELS), model
+        evaluation = json.loads((run / "evaluation.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert evaluation["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"],
+                                                       abs=1e-6)
+    report = (lab_dir / "report.html").read_text()
+    for model in ("model_1", "model_2", "model_3"):
+        assert f'alt="{model} confusion matrix"' in report
+        assert f'alt="{model} most confident mistakes"' in report
+    assert report.count("data:image/png;base64,") == 2 + 3 * 3  # comparison, sample; 3 each
+    markdown = (lab_dir / "report.md").read_text()
+    assert "(model_2/confusion.png)" in markdown and "(model_3/mistakes.png)" in markdown
+
+
+def test_evaluate_prints_text_and_writes_into_the_run(run_copy, capsys):
+    for name in PANELS:
+        (run_copy / name).unlink()
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(run_copy)])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "accuracy" in out and "ECE" in out and "confusion (rows: true" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] == ["9"]]) == 2
+    assert all((run_copy / name).exists() for name in PANELS)
+
+
+def test_evaluate_on_other_data(run_copy, npz_dir, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(run_copy), "--data", str(npz_dir), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert e.value.code == 0 and np.asarray(report["confusion"]).sum() == 100
+    assert report["data"]["test_size"] == 100
 
 
 def test_evaluate_not_a_run(tmp_path, capsys):
@@ -85,25 +186,40 @@ def test_evaluate_not_a_run(tmp_path, capsys):
     assert e.value.code == 2 and "is not an mlplab run" in err and len(err.splitlines()) == 1
 
 
-def test_evaluate_model_of_other_image_size(lab_run, tmp_path, capsys):
-    import shutil
-
+@pytest.mark.parametrize(("inputs", "classes", "message"), [
+    (100, 10, "takes 100 inputs but mnist-sample has 784-pixel images"),
+    (784, 5, "predicts 5 classes, not the 10 digits"),
+])
+def test_evaluate_model_that_does_not_fit(run_copy, capsys, inputs, classes, message):
     import keras
 
-    run = tmp_path / "other"
-    shutil.copytree(lab_run, run)
-    model = keras.Sequential([keras.Input((100,)), keras.layers.Dense(10, activation="softmax")])
-    model.save(run / "model.keras")
+    model = keras.Sequential([keras.Input((inputs,)),
+                              keras.layers.Dense(classes, activation="softmax")])
+    model.save(run_copy / "model.keras")
     with pytest.raises(SystemExit) as e:
-        main(["evaluate", str(run)])
+        main(["evaluate", str(run_copy)])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "takes 100 inputs" in err and len(err.splitlines()) == 1
+    assert e.value.code == 2 and message in err and len(err.splitlines()) == 1
 
 
-def test_show_grid(tmp_path, capsys):
-    out = tmp_path / "grid.png"
+def test_evaluate_run_without_model(run_copy, capsys):
+    (run_copy / "model.keras").unlink()
     with pytest.raises(SystemExit) as e:
-        main(["show", "--data", "mnist-sample", "--split", "test", "--n", "16", "--label", "3",
-              "--out", str(out)])
-    text = capsys.readouterr().out
-    assert e.value.code == 0 and "1010" in text.replace(",", "") and out.stat().st_size > 5000
+        main(["evaluate", str(run_copy)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is the run complete?" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_out_is_a_file(lab_run, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(lab_run), "--out", str(tmp_path / "file")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is a file" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_missing_directory(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "is not a directory" in err and len(err.splitlines()) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplab.errors import DataError
+from mlplab.errors import DataError, RunError
 
 NUM_CLASSES = 10
 
@@ -91,24 +91,49 @@ def evaluate_probs(probs: np.ndarray, y_true: np.ndarray, *, data: dict | None =
     )
 
 
+def check_model_fits(model, dataset, *, where: str) -> None:
+    """A one-line DataError unless ``model`` takes ``dataset``'s images and gives 10 classes."""
+    inputs = int(np.prod(model.input_shape[1:]))
+    pixels = int(np.prod(dataset.x_test.shape[1:]))
+    if inputs != pixels:
+        raise DataError(f"the model in {where} takes {inputs} inputs but {dataset.name} has "
+                        f"{pixels}-pixel images; evaluate it on data of its own image size")
+    outputs = int(np.prod(model.output_shape[1:]))
+    if outputs != NUM_CLASSES:
+        raise DataError(f"the model in {where} predicts {outputs} classes, not the "
+                        f"{NUM_CLASSES} digits of {dataset.name}")
+
+
+def evaluate_model(model, dataset, *, where: str = "the run") -> Evaluation:
+    """All figures of ``model`` (a Keras model) on ``dataset``'s test split."""
+    from mlplab.data import prepare
+    from mlplab.engine import predict_fn
+
+    check_model_fits(model, dataset, where=where)
+    x = prepare(dataset.x_test).reshape(-1, *model.input_shape[1:])
+    probs = predict_fn(model)(x)
+    info = {"name": dataset.name, "sha256": dataset.sha256, "test_size": len(dataset.x_test)}
+    return evaluate_probs(probs, dataset.y_test.astype(int), data=info)
+
+
 def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Evaluation, object]:
     """Evaluate a run's model on the test split of ``data`` (default: the run's own)."""
-    from mlplab.data import load_dataset, prepare
-    from mlplab.engine import predict_fn
+    from mlplab.data import load_dataset
     from mlplab.models import load_model
     from mlplab.runs import open_run
 
     run = open_run(run_path)
     model = load_model(run.model_path)
     dataset = load_dataset(data or run.config.data)
-    pixels = int(np.prod(dataset.x_test.shape[1:]))
-    if model.input_shape[-1] != pixels:
-        raise DataError(f"the model in {run.path} takes {model.input_shape[-1]} inputs but "
-                        f"{dataset.name} has {pixels}-pixel images; evaluate it on data of "
-                        "its own image size")
-    probs = predict_fn(model)(prepare(dataset.x_test))
-    info = {"name": dataset.name, "sha256": dataset.sha256, "test_size": len(dataset.x_test)}
-    return evaluate_probs(probs, dataset.y_test.astype(int), data=info), dataset
+    return evaluate_model(model, dataset, where=str(run.path)), dataset
+
+
+def write_run_panels(run_path: str | Path, model, dataset) -> Evaluation:
+    """After training: the evaluation panels (JSON, HTML, PNGs) in the run directory."""
+    evaluation = evaluate_model(model, dataset, where=str(run_path))
+    write_evaluation(evaluation, dataset.x_test, Path(run_path),
+                     title=f"Evaluation of {run_path}")
+    return evaluation
 
 
 # ---------------------------------------------------------------- pictures and files
@@ -194,29 +219,16 @@ def mistakes_png(mistakes: list[dict], images: np.ndarray) -> bytes:
     return _png(canvas)
 
 
-def reliability_png(reliability: list[dict], ece: float) -> bytes:
-    from mlplab.plots import _figure, to_png
-
-    fig, (ax,) = _figure(4.6, 4.2)
-    centres = [(b["low"] + b["high"]) / 2 for b in reliability]
-    ax.bar(centres, [b["accuracy"] for b in reliability], width=0.09, color="#4a7bd0",
-           label="accuracy")
-    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"reliability (ECE {ece:.3f})")
-    ax.legend(loc="upper left")
-    return to_png(fig)
-
-
-def write_evaluation(evaluation: Evaluation, images: np.ndarray, out: Path,
+def write_evaluation(evaluation: Evaluation, images: np.ndarray, out: str | Path,
                      *, title: str) -> dict[str, bytes]:
     """evaluation.json, the three PNGs and a self-contained evaluation.html in ``out``."""
+    from mlplab.plots import reliability_png
     from mlplab.reports import html_page, html_table, img
     from mlplab.runs import write_bytes, write_text
 
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a directory for the evaluation files")
     pngs = {"confusion.png": confusion_png(evaluation.confusion),
             "mistakes.png": mistakes_png(evaluation.mistakes, images),
             "reliability.png": reliability_png(evaluation.reliability, evaluation.ece)}
@@ -241,21 +253,33 @@ def write_evaluation(evaluation: Evaluation, images: np.ndarray, out: Path,
     return pngs
 
 
-def sample_grid_png(images: np.ndarray, labels: np.ndarray, *, title: str) -> bytes:
-    """A grid of digits with their labels (``mlplab show``)."""
-    from matplotlib.figure import Figure
+@dataclass
+class Samples:
+    """What ``mlplab show`` shows: a grid of digits and the split's class counts."""
 
-    from mlplab.plots import to_png
+    png: bytes
+    shown: int
+    counts: list[int]
+    name: str
+    split: str
 
-    n = len(images)
-    cols = min(8, max(n, 1))
-    rows = max(1, -(-n // cols))
-    fig = Figure(figsize=(cols * 1.1, rows * 1.25 + 0.4), dpi=100, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, label in zip(axes, images, labels, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(str(int(label)), fontsize=9)
-    fig.suptitle(title)
-    return to_png(fig)
+
+def show_samples(dataset, *, split: str = "train", n: int = 64,
+                 label: int | None = None) -> Samples:
+    """The first ``n`` digits of a split (only ``label``'s, if given) as a labelled grid."""
+    from mlplab.plots import samples_grid_png
+
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    x, y = (dataset.x_train, dataset.y_train) if split == "train" else \
+        (dataset.x_test, dataset.y_test)
+    counts = np.bincount(y.astype(int), minlength=NUM_CLASSES).tolist()
+    title = f"{dataset.name} {split}"
+    if label is not None:
+        x, y = x[y == label], y[y == label]
+        title += f", label {label}"
+        if not len(x):
+            raise DataError(f"{dataset.name} {split} has no digits labelled {label}")
+    x, y = x[:n], y[:n]
+    return Samples(png=samples_grid_png(x, y, title=title), shown=len(x), counts=counts,
+                   name=dataset.name, split=split)

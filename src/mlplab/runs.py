@@ -285,14 +285,9 @@ def train_run(run: Run, config: TrainConfig, dataset: Any, *, resume: bool = Fal
 
 def evaluate_into(run: Run, model: Any, dataset: Any) -> None:
     """The evaluation panels (evaluation.json/.html, confusion, mistakes) in the run dir."""
-    from mlplab.data import prepare
-    from mlplab.engine import predict_fn
-    from mlplab.evaluation import evaluate_probs, write_evaluation
+    from mlplab.evaluation import write_run_panels
 
-    probs = predict_fn(model)(prepare(dataset.x_test))
-    info = {"name": dataset.name, "sha256": dataset.sha256, "test_size": len(dataset.x_test)}
-    evaluation = evaluate_probs(probs, dataset.y_test.astype(int), data=info)
-    write_evaluation(evaluation, dataset.x_test, run.path, title=f"Evaluation of {run.path}")
+    write_run_panels(run.path, model, dataset)
 
 
 def run_metrics(result: Any, config: TrainConfig) -> dict:
