@@ -316,19 +316,14 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool) -
               show_default=True, help="the grid PNG to write")
 def show(source: str, split: str, count: int, label: int | None, out: Path) -> None:
     """Write a grid PNG of sample digits with their labels, and print class counts."""
-    from mlplab.evaluation import sample_grid_png
+    from mlplab.evaluation import show_samples
     from mlplab.runs import write_bytes
 
-    dataset = load(source)
-    x, y = (dataset.x_train, dataset.y_train) if split == "train" else \
-        (dataset.x_test, dataset.y_test)
-    counts = [int((y == d).sum()) for d in range(10)]
-    if label is not None:
-        x, y = x[y == label], y[y == label]
-    title = f"{dataset.name} {split}" + (f", label {label}" if label is not None else "")
-    write_bytes(out, sample_grid_png(x[:count], y[:count], title=title))
-    click.echo(f"{dataset.name} {split}: {sum(counts):,} digits; class counts {counts}")
-    click.echo(f"Wrote {out} ({min(count, len(x))} digits)")
+    samples = show_samples(load(source), split=split, n=count, label=label)
+    write_bytes(out, samples.png)
+    click.echo(f"{samples.name} {split}: {sum(samples.counts):,} digits; class counts "
+               f"{samples.counts}")
+    click.echo(f"Wrote {out} ({samples.shown} digits)")
 
 
 # ---------------------------------------------------------------- predict
