@@ -20,4 +20,6 @@ def test_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "50,890 parameters" in text and "predicted" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
+    assert "training digits per class: [" in text and "class precision recall" in text
+    # a digit, the grid, curves, comparison, confusion, mistakes, reliability
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 7
