@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium (/usr/bin/chromium) is not installed; "
+                             "`apt-get install chromium` (.ci/run installs it)")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -25,8 +27,8 @@ def browser():
         b.close()
 
 
-@pytest.mark.parametrize("page_path", ["report.html", "model_1/evaluation.html"])
-def test_report_renders_with_all_images(page_path, lab_dir, browser, tmp_path):
+def visit(browser, path: Path) -> dict:
+    """Open ``path`` in Chromium; what a reader would see: images, errors, requests, pixels."""
     from PIL import Image
 
     page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -35,17 +37,42 @@ def test_report_renders_with_all_images(page_path, lab_dir, browser, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto((lab_dir / page_path).as_uri())
+    page.goto(path.as_uri())
     page.wait_for_load_state("load")
-    images = page.eval_on_selector_all(
-        "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
-    assert len(images) >= 3
-    assert all(complete and w > 0 and h > 0 for complete, w, h in images), images
-    assert errors == []
-    assert all(u.startswith(("file:", "data:")) for u in requests), requests  # offline
-    assert page.locator("h1").inner_text().strip()
+    seen = {
+        "images": page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"),
+        "errors": errors,
+        "requests": requests,
+        "h1": page.locator("h1").first.inner_text().strip() if page.locator("h1").count() else "",
+        "table": page.locator("table").count() > 0 and page.locator("table").first.is_visible(),
+    }
     shot = page.screenshot(full_page=True)
-    (tmp_path / "shot.png").write_bytes(shot)
-    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
-    assert pixels.std() > 10 and pixels.shape[0] > 900  # not blank, and it has content
+    seen["pixels"] = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
     page.close()
+    return seen
+
+
+@pytest.mark.parametrize(("page_path", "n_images"), [
+    ("report.html", 11), ("model_1/evaluation.html", 3), ("model_3/evaluation.html", 3)])
+def test_report_renders_with_all_images(page_path, n_images, lab_dir, browser):
+    seen = visit(browser, lab_dir / page_path)
+    assert len(seen["images"]) == n_images
+    assert all(complete and w > 0 and h > 0 for complete, w, h in seen["images"]), seen["images"]
+    assert seen["errors"] == []
+    assert all(u.startswith(("file:", "data:")) for u in seen["requests"]), seen["requests"]
+    assert seen["h1"] and seen["table"]
+    pixels = seen["pixels"]
+    assert pixels.std() > 10 and pixels.shape[0] > 900  # not blank, and it has content
+
+
+def test_the_checks_see_broken_pages(browser, tmp_path):
+    """The same checks catch a broken image, a console error and a blank page."""
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><html><body><img src="data:image/png;base64,AAAA">'
+                    '<script>console.error("boom")</script></body></html>')
+    seen = visit(browser, page)
+    assert [w for _, w, _ in seen["images"]] == [0]
+    assert "boom" in seen["errors"] and not seen["h1"] and not seen["table"]
+    (tmp_path / "blank.html").write_text("<!doctype html><html><body></body></html>")
+    assert visit(browser, tmp_path / "blank.html")["pixels"].std() < 1
