@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def visit(browser, path: Path) -> dict:
         "requests": requests,
         "h1": page.locator("h1").first.inner_text().strip() if page.locator("h1").count() else "",
         "table": page.locator("table").count() > 0 and page.locator("table").first.is_visible(),
+        "links": page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"),
     }
     shot = page.screenshot(full_page=True)
     seen["pixels"] = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
@@ -62,6 +64,9 @@ def test_report_renders_with_all_images(page_path, n_images, lab_dir, browser):
     assert seen["errors"] == []
     assert all(u.startswith(("file:", "data:")) for u in seen["requests"]), seen["requests"]
     assert seen["h1"] and seen["table"]
+    for link in seen["links"]:  # the lab report links each model's evaluation page
+        assert link.startswith("file:") and Path(unquote(urlparse(link).path)).is_file(), link
+    assert len(seen["links"]) == (3 if page_path == "report.html" else 0)
     pixels = seen["pixels"]
     assert pixels.std() > 10 and pixels.shape[0] > 900  # not blank, and it has content
 

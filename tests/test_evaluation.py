@@ -154,6 +154,7 @@ def test_every_lab_run_has_evaluation_panels(lab_dir):
     for model in ("model_1", "model_2", "model_3"):
         assert f'alt="{model} confusion matrix"' in report
         assert f'alt="{model} most confident mistakes"' in report
+        assert f'href="{model}/evaluation.html"' in report
     assert report.count("data:image/png;base64,") == 2 + 3 * 3  # comparison, sample; 3 each
     markdown = (lab_dir / "report.md").read_text()
     assert "(model_2/confusion.png)" in markdown and "(model_3/mistakes.png)" in markdown

@@ -94,6 +94,9 @@ def lab_report(*, out: Path, data: dict, rows: list[dict], environment: dict, se
                              ("mistakes.png", "most confident mistakes")):
             if f"{m}/{picture}" in images:
                 panels += img(images[f"{m}/{picture}"], f"{m} {alt}")
+        if f"{m}/confusion.png" in images:
+            panels += (f'<p><a href="{html.escape(m)}/evaluation.html">{html.escape(m)}\'s '
+                       "full evaluation</a> (per-class scores, calibration)</p>")
         sections.append((m, panels + f"<pre>{html.escape(s)}</pre>"))
     sections.append(("Versions", html_table(["library", "version"], list(versions.items()))))
     return md, html_page("MNIST with a multilayer perceptron — lab report", sections)
