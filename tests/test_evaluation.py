@@ -224,3 +224,20 @@ def test_evaluate_missing_directory(tmp_path, capsys):
         main(["evaluate", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "is not a directory" in err and len(err.splitlines()) == 1
+
+
+def test_train_writes_panels_only_when_validating_on_the_test_set(npz_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for name, extra in (("on-test", []), ("held-out", ["--validation", "0.2"])):
+        with pytest.raises(SystemExit) as e:
+            main(["train", "--data", str(npz_dir), "--epochs", "2", "--runs-dir", str(runs),
+                  "--name", name, "--quiet", *extra])
+        assert e.value.code == 0
+    capsys.readouterr()
+    on_test = json.loads((runs / "on-test" / "evaluation.json").read_text())
+    metrics = json.loads((runs / "on-test" / "metrics.json").read_text())
+    assert on_test["accuracy"] == pytest.approx(metrics["final"]["val_accuracy"], abs=1e-6)
+    assert not (runs / "held-out" / "evaluation.json").exists()  # the test set stays unseen
+    with pytest.raises(SystemExit) as e:  # until someone asks
+        main(["evaluate", str(runs / "held-out"), "--json"])
+    assert e.value.code == 0 and json.loads(capsys.readouterr().out)["data"]["test_size"] == 100
