@@ -387,6 +387,9 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
               help="epochs budget per trial")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="use only the first N training samples")
+@click.option("--validation", default="0.1", show_default=True,
+              help="what trials are compared on: a held-out fraction of the training data, "
+                   "or 'test' (then the test accuracy of the best trial is optimistic)")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]),
               default="median", show_default=True,
               help="stop unpromising trials early on per-epoch validation accuracy")
@@ -399,12 +402,20 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
 @click.pass_context
 def tune(ctx: click.Context, study: str | None, trials: int, timeout: float | None,
          storage: str | None, data: str, epochs: int, limit: int | None, pruner: str,
-         seed: int, runs_dir: Path, heartbeat: int) -> None:
+         seed: int, runs_dir: Path, heartbeat: int, validation: str) -> None:
     """Hyperparameter search with Optuna (TPE + pruning) over the training configuration.
 
-    Subcommands: `tune best NAME` exports the best trial as a run; `tune report NAME`
-    writes tune.html. Start the same command on several machines with one PostgreSQL
-    --storage and they share the study.
+    Searches layers (1-3), units, activation, dropout, optimizer, learning rate (log scale),
+    batch size and weight decay, each trial an ordinary run in runs/tune-NAME/trial-0007.
+
+    \b
+      mlplab tune --study mlp --trials 30          # SQLite in runs/tune-mlp/study.db
+      mlplab tune best mlp                         # best trial -> runs/mlp-best (a run)
+      mlplab tune report mlp                       # runs/tune-mlp/tune.html
+
+    Start the same command on several machines with one PostgreSQL --storage and they share
+    the study until it has N finished trials; a killed worker's trial is marked failed by
+    the others after three missed heartbeats and retried.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -415,17 +426,18 @@ def tune(ctx: click.Context, study: str | None, trials: int, timeout: float | No
 
     def show_trial(t: dict) -> None:
         value = "–" if t["value"] is None else f"{t['value']:.4f}"
-        click.echo(f"trial {t['number']:>4} {t['state']:<8} best val_accuracy {value}  "
-                   f"{t['params']}")
+        click.echo(f"trial {t['number']:>4} {t['state']:<8} val_accuracy {value}  "
+                   f"epochs {t['epochs']:>3}  {t['params']}")
 
+    space = SearchSpace(data=data, epochs=epochs, limit=limit, validation=validation)
     result = run_tune(study_name=study, trials=trials, runs_dir=runs_dir, storage=storage,
-                      timeout=timeout, space=SearchSpace(data=data, epochs=epochs, limit=limit),
+                      timeout=timeout, space=space,
                       seed=seed, pruner=pruner, heartbeat=heartbeat, on_trial=show_trial)
-    try:
-        best = result.best_trial
-        click.echo(f"best: trial {best.number}, val_accuracy {best.value:.4f}, {best.params}")
-    except ValueError:
+    best = result.best
+    if best is None:
         click.echo("no complete trial yet")
+    else:
+        click.echo(f"best: trial {best.number}, val_accuracy {best.value:.4f}, {best.params}")
 
 
 @tune.command("best")
@@ -437,10 +449,9 @@ def tune(ctx: click.Context, study: str | None, trials: int, timeout: float | No
               help="where to put the exported run  [default: runs/NAME-best]")
 def tune_best(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
     """Export the best trial as a run directory (for evaluate, predict, serve)."""
-    from mlplab.tuning import export_best, load_study
+    from mlplab.tuning import export_best
 
-    path = export_best(load_study(name, runs_dir=runs_dir, storage=storage),
-                       out or runs_dir / f"{name}-best")
+    path = export_best(name, runs_dir=runs_dir, storage=storage, out=out)
     click.echo(f"Exported the best trial to {path}")
 
 
@@ -453,10 +464,9 @@ def tune_best(name: str, storage: str | None, runs_dir: Path, out: Path | None) 
               help="folder for tune.html  [default: runs/tune-NAME]")
 def tune_report(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
     """Write tune.html: optimization history, parameter importances, parallel coordinates."""
-    from mlplab.tuning import load_study, study_dir, write_report
+    from mlplab.tuning import write_report
 
-    path = write_report(load_study(name, runs_dir=runs_dir, storage=storage),
-                        out or study_dir(runs_dir, name))
+    path = write_report(name, runs_dir=runs_dir, storage=storage, out=out)
     click.echo(f"Wrote {path}")
 
 

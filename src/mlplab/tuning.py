@@ -9,10 +9,13 @@ callback puts its parameters back in the queue.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +37,13 @@ class SearchSpace:
     epochs: int = 10  # the per-trial budget (pruning may stop a trial earlier)
     limit: int | None = None
     max_layers: int = 3
+    # Trials are compared on a held-out tenth of the training data, never on the test set:
+    # the test accuracy of `tune best` is then an honest estimate, not the search's maximum.
+    validation: str = "0.1"
 
     def describe(self) -> dict:
-        return {"version": 1, "data": self.data, "epochs": self.epochs, "limit": self.limit,
+        return {"version": 2, "data": self.data, "epochs": self.epochs, "limit": self.limit,
+                "validation": self.validation,
                 "max_layers": self.max_layers, "units": list(UNITS),
                 "batch_sizes": list(BATCH_SIZES), "activations": list(ACTIVATIONS),
                 "optimizers": list(OPTIMIZERS), "lr": [1e-4, 0.3], "dropout": [0.0, 0.5],
@@ -44,7 +51,11 @@ class SearchSpace:
 
 
 def suggest_config(trial: Any, space: SearchSpace, *, seed: int) -> TrainConfig:
-    """Sample one TrainConfig: layers, units, activation, dropout, optimizer, lr, batch, wd."""
+    """Sample one TrainConfig: layers, units, activation, dropout, optimizer, lr, batch, wd.
+
+    Every trial trains with the same ``seed``, so all see the same validation split and a
+    retried trial repeats the killed one exactly.
+    """
     n_layers = trial.suggest_int("n_layers", 1, space.max_layers)
     layers = tuple(trial.suggest_categorical(f"units_{i}", UNITS) for i in range(n_layers))
     optimizer = trial.suggest_categorical("optimizer", OPTIMIZERS)
@@ -58,6 +69,7 @@ def suggest_config(trial: Any, space: SearchSpace, *, seed: int) -> TrainConfig:
         batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
         weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         epochs=space.epochs, data=space.data, limit=space.limit, seed=seed,
+        validation=space.validation,
     )
 
 
@@ -73,16 +85,57 @@ def storage_url(runs_dir: str | Path, study: str, storage: str | None) -> str:
     return f"sqlite:///{directory.resolve() / 'study.db'}"
 
 
-def open_storage(url: str, *, heartbeat: int = 10) -> Any:
-    """An RDB storage with heartbeats and retries; plain one-line errors for bad URLs."""
+def database_url(url: str) -> str:
+    """``postgresql://`` with the installed driver: psycopg 3 unless psycopg2 is present.
+
+    SQLAlchemy before 2.1 means psycopg2 by a bare ``postgresql://``; ``mlplab[postgres]``
+    installs psycopg 3, so name it explicitly when psycopg2 is missing.
+    """
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg2") is None \
+            and importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg{sep}{rest}"
+    return url
+
+
+def hide_password(url: str) -> str:
+    """The URL for messages: ``postgresql://user:***@host/db``."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def short_error(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def is_database_error(e: BaseException) -> bool:
+    """An error of the database or its connection (SQLAlchemy's, the driver's or Optuna's)."""
     import optuna
+
+    if isinstance(e, optuna.exceptions.StorageInternalError):
+        return True
+    return any(c.__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2", "sqlite3")
+               for c in type(e).__mro__)
+
+
+def open_storage(url: str, *, heartbeat: int = 10, connect_timeout: int = 10) -> Any:
+    """An RDB storage with heartbeats and retries; plain one-line errors for bad URLs."""
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     if "://" not in url:
         raise ConfigError(f"--storage {url!r} is not a database URL; use e.g. "
                           "postgresql://user:password@host/db or sqlite:///path/study.db")
-    import time
-
+    url = database_url(url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "postgres")):
+        # An unreachable host fails in seconds instead of the TCP timeout (minutes).
+        engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout}
     try:
         for attempt in range(8):
             try:
@@ -92,7 +145,7 @@ def open_storage(url: str, *, heartbeat: int = 10) -> Any:
                                       grace_period=3 * heartbeat,
                                       failed_trial_callback=RetryFailedTrialCallback(
                                           max_retry=3),
-                                      engine_kwargs={"pool_pre_ping": True})
+                                      engine_kwargs=engine_kwargs)
             except Exception as e:
                 # Two workers starting together both create the schema; one loses the race.
                 if "IntegrityError" not in type(e).__name__ or attempt == 7:
@@ -102,11 +155,23 @@ def open_storage(url: str, *, heartbeat: int = 10) -> Any:
         raise ConfigError(f"--storage: the database driver is missing ({e}); for PostgreSQL: "
                           "pip install 'mlplab[postgres]'") from None
     except Exception as e:  # SQLAlchemy: ArgumentError, OperationalError, …
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         kind = type(e).__name__
-        if isinstance(e, optuna.exceptions.StorageInternalError) or "Operational" in kind:
-            raise ConfigError(f"--storage: cannot reach the database ({first})") from None
-        raise ConfigError(f"--storage {url!r} is not usable ({kind}: {first})") from None
+        if "Operational" in kind or "StorageInternal" in kind:
+            raise ConfigError(f"--storage: cannot reach the database ({short_error(e)})") \
+                from None
+        raise ConfigError(f"--storage {hide_password(url)!r} is not usable "
+                          f"({kind}: {short_error(e)})") from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def opened_storage(url: str, *, heartbeat: int = 10) -> Iterator[Any]:
+    """:func:`open_storage`, its connections closed afterwards."""
+    storage = open_storage(url, heartbeat=heartbeat)
+    try:
+        yield storage
+    finally:
+        storage.engine.dispose()
 
 
 def load_or_create_study(name: str, storage: Any, space: SearchSpace, *, seed: int,
@@ -142,96 +207,166 @@ def finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
+def sweep_stale_trials(study: Any) -> None:
+    """Mark trials whose worker stopped beating failed (and queue their retries)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning
+        optuna.storages.fail_stale_trials(study)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The study's trials (Optuna ``FrozenTrial`` records) when this worker stopped."""
+
+    study_name: str
+    trials: list[Any]
+
+    @property
+    def best(self) -> Any | None:
+        """The complete trial with the highest value (the earliest of equals), or None."""
+        from optuna.trial import TrialState
+
+        complete = [t for t in self.trials if t.state == TrialState.COMPLETE]
+        return max(complete, key=lambda t: t.value, default=None)
+
+
 def tune(*, study_name: str, trials: int, runs_dir: str | Path = "runs",
          storage: str | None = None, timeout: float | None = None,
          space: SearchSpace = SearchSpace(), seed: int = 42, pruner: str = "median",
-         heartbeat: int = 10, on_trial: Callable[[dict], None] | None = None) -> Any:
-    """Work on the study until it has ``trials`` finished trials (shared by all workers)."""
+         heartbeat: int = 10, on_trial: Callable[[dict], None] | None = None) -> TuneResult:
+    """Work on the study until it has ``trials`` finished trials (shared by all workers).
+
+    A trial's value is the validation accuracy after its last epoch, the accuracy of the
+    model its run directory keeps. Pruned trials count as finished; their runs say
+    ``interrupted``.
+    """
+    from mlplab.data import load_dataset
+
+    TrainConfig(data=space.data, epochs=space.epochs, limit=space.limit,
+                validation=space.validation)  # bad options fail before any study exists
+    dataset = load_dataset(space.data)  # data errors before any study exists
+    url = storage_url(runs_dir, study_name, storage)
+    with opened_storage(url, heartbeat=heartbeat) as rdb:
+        study = load_or_create_study(study_name, rdb, space, seed=seed, pruner=pruner)
+        run_study(study, space=space, runs_dir=runs_dir, trials=trials, timeout=timeout,
+                  seed=seed, dataset=dataset, on_trial=on_trial)
+        return TuneResult(study_name, study.get_trials())
+
+
+def run_study(study: Any, *, space: SearchSpace, runs_dir: str | Path, trials: int,
+              timeout: float | None, seed: int, dataset: Any,
+              on_trial: Callable[[dict], None] | None) -> None:
+    """This worker's share of the study: trials until ``trials`` have finished."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from mlplab.data import load_dataset
     from mlplab.runs import create_run, open_run, train_run
 
-    url = storage_url(runs_dir, study_name, storage)
-    study = load_or_create_study(study_name, open_storage(url, heartbeat=heartbeat), space,
-                                 seed=seed, pruner=pruner)
-    dataset = load_dataset(space.data)
-    root = study_dir(runs_dir, study_name)
+    root = study_dir(runs_dir, study.study_name)
+    host = socket.gethostname()
 
     def objective(trial: Any) -> float:
-        config = suggest_config(trial, space, seed=seed + trial.number)
+        config = suggest_config(trial, space, seed=seed)
         name = f"trial-{trial.number:04d}"
-        if (root / name / "config.json").exists():  # a retried trial: a fresh directory
-            name += f"-retry{len(list(root.glob(name + '-retry*'))) + 1}"
+        if (root / name / "config.json").exists():  # left by a deleted study of this name
+            name += f"-{len(list(root.glob(name + '-*'))) + 1}"
+        trial.set_user_attr("run", str((root / name).resolve()))  # before the folder exists
+        trial.set_user_attr("host", host)
         run = create_run(root, name, config)
-        trial.set_user_attr("run", str(run.path))
 
         def report(row: dict) -> None:
             trial.report(row["val_accuracy"], row["epoch"])
             if trial.should_prune():
-                raise optuna.TrialPruned()
+                raise optuna.TrialPruned(f"at epoch {row['epoch']}")
 
         try:
             result = train_run(run, config, dataset, name=name, on_epoch=report)
         except optuna.TrialPruned:
             open_run(run.path).set_status("interrupted")
             raise
-        return max(r["val_accuracy"] for r in result.history)
+        if result.status != "complete":  # Ctrl-C: training stopped early and said so
+            raise KeyboardInterrupt
+        return result.history[-1]["val_accuracy"]
 
     def tell(study: Any, trial: Any) -> None:
         if on_trial:
             on_trial({"number": trial.number, "state": trial.state.name,
                       "value": trial.value, "params": trial.params,
+                      "epochs": len(trial.intermediate_values),
                       "run": trial.user_attrs.get("run")})
 
-    if finished(study) < trials:
-        stop = MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ExperimentalWarning of the retry callback
-            study.optimize(objective, timeout=timeout, callbacks=[stop, tell],
-                           catch=(RunError,))
-    return study
+    try:
+        if finished(study) < trials:
+            stop = MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning of the retry callback
+                study.optimize(objective, timeout=timeout, callbacks=[stop, tell],
+                               catch=(RunError,))
+        sweep_stale_trials(study)  # a worker that died near the end leaves no RUNNING trial
+    except Exception as e:
+        if is_database_error(e):
+            raise ConfigError(f"--storage: lost the database ({short_error(e)})") from None
+        raise
 
 
-def load_study(study_name: str, *, runs_dir: str | Path = "runs",
-               storage: str | None = None) -> Any:
+@contextlib.contextmanager
+def open_study(study_name: str, *, runs_dir: str | Path = "runs",
+               storage: str | None = None) -> Iterator[Any]:
+    """An existing study (default: the SQLite file under ``runs_dir``), closed afterwards."""
     import optuna
 
     url = storage or f"sqlite:///{(study_dir(runs_dir, study_name) / 'study.db').resolve()}"
     if storage is None and not (study_dir(runs_dir, study_name) / "study.db").exists():
         raise ConfigError(f"no study {study_name!r} under {runs_dir}/ (run `mlplab tune "
                           f"--study {study_name}` first, or give --storage)")
-    try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=study_name, storage=open_storage(url))
-    except KeyError:
-        raise ConfigError(f"the storage has no study named {study_name!r}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with opened_storage(url) as rdb:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=rdb)
+        except KeyError:
+            raise ConfigError(f"the storage has no study named {study_name!r}") from None
+        yield study
 
 
-def export_best(study: Any, out: Path) -> Path:
-    """Copy the best complete trial's run directory to ``out`` (a normal run)."""
-    from optuna.trial import TrialState
+def export_best(study_name: str, *, runs_dir: str | Path = "runs", storage: str | None = None,
+                out: Path | None = None) -> Path:
+    """Copy the best complete trial's run directory to ``out`` (default runs/NAME-best)."""
+    with open_study(study_name, runs_dir=runs_dir, storage=storage) as study:
+        best = TuneResult(study_name, study.get_trials()).best
+    if best is None:
+        raise RunError(f"study {study_name!r} has no complete trial yet")
+    from mlplab.runs import write_json
 
-    complete = [t for t in study.get_trials(states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not complete:
-        raise RunError(f"study {study.study_name!r} has no complete trial yet")
-    best = max(complete, key=lambda t: t.value)
-    source = Path(best.user_attrs["run"])
-    if not (source / "model.keras").exists():
-        raise RunError(f"the best trial's run {source} is not on this machine")
+    out = out or Path(runs_dir) / f"{study_name}-best"
+    recorded = Path(best.user_attrs["run"])
+    # The recorded path, or the same trial under this --runs-dir (a moved or copied folder).
+    candidates = [recorded, study_dir(runs_dir, study_name) / recorded.name]
+    source = next((p for p in candidates if (p / "model.keras").is_file()), None)
+    if source is None:
+        host = best.user_attrs.get("host", "another machine")
+        raise RunError(f"the best trial {best.number} ran on {host} and its run {recorded} is "
+                       f"not here; copy that folder to {candidates[1]} and try again")
     if out.exists():
         raise RunError(f"{out} already exists; choose another --out")
     shutil.copytree(source, out)
-    (out / "tune.json").write_text(json.dumps({"study": study.study_name,
-                                               "trial": best.number, "value": best.value,
-                                               "params": best.params}, indent=2) + "\n")
+    write_json(out / "tune.json", {"study": study_name, "trial": best.number,
+                                   "value": best.value, "params": best.params,
+                                   "source": str(source)})
     return out
 
 
-def write_report(study: Any, out: Path) -> Path:
-    """tune.html: optimization history, parameter importances, parallel coordinates."""
+def write_report(study_name: str, *, runs_dir: str | Path = "runs", storage: str | None = None,
+                 out: Path | None = None) -> Path:
+    """tune.html (default in runs/tune-NAME): optimization history, parameter importances,
+    parallel coordinates and every trial's per-epoch validation accuracy, then all trials."""
+    with open_study(study_name, runs_dir=runs_dir, storage=storage) as study:
+        return report_html(study, out or study_dir(runs_dir, study_name))
+
+
+def report_html(study: Any, out: Path) -> Path:
     import io
 
     import matplotlib
@@ -264,11 +399,14 @@ def write_report(study: Any, out: Path) -> Path:
                 ("Parameter importances", img(render(vis.plot_param_importances),
                                                "parameter importances")),
                 ("Parallel coordinates", img(render(vis.plot_parallel_coordinate),
-                                              "parallel coordinates"))]
+                                              "parallel coordinates")),
+                ("Validation accuracy per epoch (pruned trials stop early)",
+                 img(render(vis.plot_intermediate_values), "intermediate values"))]
     rows = [[t.number, t.state.name, f"{t.value:.4f}" if t.value is not None else "–",
-             json.dumps(t.params)] for t in study.get_trials()]
-    sections.append(("Trials", html_table(["trial", "state", "best val_accuracy", "params"],
-                                          rows)))
+             len(t.intermediate_values), json.dumps(t.params), t.user_attrs.get("run", "")]
+            for t in study.get_trials()]
+    sections.append(("Trials", html_table(["trial", "state", "val_accuracy", "epochs",
+                                           "params", "run"], rows)))
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "tune.html", html_page(f"Study {study.study_name}", sections))
     return out / "tune.html"
