@@ -241,3 +241,19 @@ def test_train_writes_panels_only_when_validating_on_the_test_set(npz_dir, tmp_p
     with pytest.raises(SystemExit) as e:  # until someone asks
         main(["evaluate", str(runs / "held-out"), "--json"])
     assert e.value.code == 0 and json.loads(capsys.readouterr().out)["data"]["test_size"] == 100
+
+
+def test_reliability_diagram_bars():
+    """One bin, (0.9, 1], all right: its bar reaches the top; empty bins draw nothing."""
+    import io
+
+    from PIL import Image
+
+    from mlplab.evaluation import reliability_png
+
+    _, bins = calibration(np.array([[0.95, 0.05]] * 4), np.zeros(4, int), bins=10)
+    image = np.asarray(Image.open(io.BytesIO(reliability_png(bins, 0.05))).convert("RGB"), int)
+    size, left, top = 340, 62, 34  # the layout of reliability_png
+    blue = np.array([0x4A, 0x7B, 0xD0])
+    assert (image[top + 5, left + int(0.97 * size)] == blue).all()  # the full bar
+    assert not (image[top + size - 5, left + int(0.45 * size)] == blue).all()  # no bar

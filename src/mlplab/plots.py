@@ -99,23 +99,6 @@ def band_png(groups: dict[str, dict[str, np.ndarray]], *, title: str = "") -> by
     return finish_validation_panels(fig, left, right, title=title, suffix=" (mean ± std)")
 
 
-def reliability_png(reliability: Sequence[dict], ece: float) -> bytes:
-    """Reliability diagram: accuracy per confidence bin against the diagonal, with the ECE."""
-    fig, (ax,) = _figure(4.6, 4.2)
-    centres = [(b["low"] + b["high"]) / 2 for b in reliability]
-    widths = [0.9 * (b["high"] - b["low"]) for b in reliability]
-    ax.bar(centres, [b["accuracy"] for b in reliability], width=widths, color="#4a7bd0",
-           label="accuracy")
-    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    ax.set_xlabel("confidence (top probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"reliability (ECE {ece:.3f})")
-    ax.legend(loc="upper left")
-    return to_png(fig)
-
-
 def samples_grid_png(images: np.ndarray, labels: np.ndarray, *, title: str = "") -> bytes:
     """A grid of digits, each titled with its label (``mlplab show``)."""
     import numpy as np
