@@ -416,10 +416,10 @@ def slanted_and_squeezed(d, rng):
     """A narrow, slanted hand: aspect ratio and slant unlike the MNIST writer's."""
     size = int(rng.integers(250, 400))
     cov = coverage(d, size)
-    squeeze = rng.uniform(0.6, 1.0)
+    squeeze = rng.uniform(0.7, 1.0)
     img = Image.fromarray(cov, mode="F").resize((int(size * squeeze), size),
                                                 Image.Resampling.BICUBIC)
-    cov = rotate(np.asarray(img), rng.uniform(-10, 10))
+    cov = rotate(np.asarray(img), rng.uniform(-6, 6))
     cov = place((size + 120, size + 120), cov, rng)
     return encode(compose(cov, 0.95, 0.1), "JPEG", quality=85)
 
