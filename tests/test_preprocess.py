@@ -17,19 +17,21 @@ from mlplab.errors import ImageError
 from mlplab.preprocess import decode_image, preprocess_bytes, preprocess_file, to_mnist
 from userstyle import STYLES
 
-N = 200  # t10k digits per style
+N = 300  # t10k digits per style
 
 
 @pytest.fixture(scope="module")
 def reference(sample):
-    """A model trained (with augmentation, as `--recipe best`) on the 5,000 embedded digits."""
+    """A quick plain MLP (Dense 256 relu → 10, no augmentation) on the 5,000 embedded digits.
+
+    An unaugmented model is the demanding judge: it only knows MNIST's exact look.
+    """
     from mlplab.config import TrainConfig
     from mlplab.engine import predict_fn
     from mlplab.training import train
 
-    config = TrainConfig(layers=(512, 512), activation="relu", optimizer="adamw", lr=1e-3,
-                         epochs=25, dropout=0.2, schedule="cosine", shift=2, rotation=10,
-                         scale=0.1, elastic=1.0, batch_size=128, label_smoothing=0.1)
+    config = TrainConfig(layers=(256,), activation="relu", optimizer="adam", lr=1e-3,
+                         epochs=10, batch_size=64)
     return predict_fn(train(config, sample).model)
 
 
@@ -39,8 +41,9 @@ def plain_accuracy(reference, sample):
     return float((reference(x).argmax(1) == sample.y_test[:N]).mean())
 
 
-# Known shortfall: hairline pen strokes (see the README); every other style must keep 97 %.
-FLOOR = {"thin_pen": 0.85}
+# Known shortfalls, measured and left visible rather than hidden by an easier generator:
+# a hard phone shadow whose edge runs through the digit leaves part of the edge as "ink".
+FLOOR = {"phone_photo": 0.93}
 
 
 @pytest.mark.parametrize("style", list(STYLES))
@@ -49,33 +52,74 @@ def test_accuracy_per_user_style(style, reference, plain_accuracy, sample):
     inputs = [preprocess_bytes(STYLES[style](d, rng), name=style) for d in sample.x_test[:N]]
     acc = float((reference(np.stack(inputs).reshape(N, -1)).argmax(1) ==
                  sample.y_test[:N]).mean())
-    print(f"{style:22s} {acc:.3f} (plain {plain_accuracy:.3f}, ratio {acc / plain_accuracy:.3f})")
+    print(f"{style:26s} {acc:.3f} (plain {plain_accuracy:.3f}, ratio {acc / plain_accuracy:.3f})")
     assert acc >= FLOOR.get(style, 0.97) * plain_accuracy
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(index=st.integers(0, 9999))
 def test_mnist_digit_passes_unchanged(sample, index):
     d = sample.x_test[index]
-    out = to_mnist(d)
-    assert out.shape == (28, 28) and out.dtype == np.float32
-    assert np.abs(out - d / 255.0).max() < 1e-6
+    for given_as in (d, d / 255.0, d.astype(np.float32) / 255.0):
+        out = to_mnist(given_as)
+        assert out.shape == (28, 28) and out.dtype == np.float32
+        assert np.abs(out - d / 255.0).max() < 1e-6
+    assert np.abs(preprocess_bytes(png(d)) - d / 255.0).max() < 1e-6
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
-@given(index=st.integers(0, 9999))
-def test_redrawn_digit_is_nearly_itself(sample, index):
-    """The same digit on white paper at 10× comes back close to the original.
+def redrawn(digit: np.ndarray, side: int, dark_on_light: bool) -> bytes:
+    """The digit drawn large (smoothly upscaled), as a PNG."""
+    big = Image.fromarray(255 - digit if dark_on_light else digit)
+    return png(np.asarray(big.resize((side, side), Image.Resampling.BICUBIC)))
 
-    Re-rendering changes stroke greys a little (mean absolute difference measured 0.05-0.16
-    over t10k), so the bound is 0.2 of the full pixel range, on a fixed set of examples.
-    """
+
+def shift_tolerant_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference, allowing a one-pixel move (centring rounds to whole pixels)."""
+    return min(float(np.abs(np.roll(a, (dy, dx), (0, 1)) - b).mean())
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(index=st.integers(0, 9999), side=st.integers(56, 400), dark_on_light=st.booleans())
+def test_redrawn_digit_is_nearly_itself(sample, index, side, dark_on_light):
+    """The same digit drawn large (either polarity) comes back close to the original."""
     d = sample.x_test[index]
-    big = Image.fromarray(255 - d).resize((280, 280), Image.Resampling.BICUBIC)
-    buf = io.BytesIO()
-    big.save(buf, format="PNG")
-    out = preprocess_bytes(buf.getvalue())
-    assert np.abs(out - d / 255.0).mean() < 0.2
+    out = preprocess_bytes(redrawn(d, side, dark_on_light))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    # Worst seen over 600 random digits and sizes: 0.135 (a blob-stroked digit, thinned);
+    # typical 0.02.
+    assert shift_tolerant_diff(out, d / 255.0) < 0.2
+
+
+def test_redrawn_digits_keep_their_look_and_class(reference, sample):
+    rng = np.random.default_rng(3)
+    index = rng.choice(len(sample.x_test), 400, replace=False)
+    originals = sample.x_test[index] / 255.0
+    outs = np.stack([preprocess_bytes(redrawn(sample.x_test[i], int(rng.integers(56, 401)),
+                                              bool(rng.random() < 0.5))) for i in index])
+    diffs = [shift_tolerant_diff(o, d) for o, d in zip(outs, originals, strict=True)]
+    before = reference(originals.reshape(len(index), -1)).argmax(1)
+    after = reference(outs.reshape(len(index), -1)).argmax(1)
+    same = float(np.mean(before == after))
+    print(f"redrawn digits: mean diff {np.mean(diffs):.3f}, same class {same:.3f}")
+    assert np.mean(diffs) < 0.04 and same >= 0.96
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(index=st.integers(0, 9999), dy=st.integers(-4, 4), dx=st.integers(-4, 4))
+def test_shifted_mnist_digit_is_recentred(sample, index, dy, dx):
+    """Moving the digit inside its frame does not change the result."""
+    d = sample.x_test[index]
+    rows, cols = np.nonzero(d)
+    if not (0 <= rows.min() + dy and rows.max() + dy < 28 and 0 <= cols.min() + dx and
+            cols.max() + dx < 28) or (dy, dx) == (0, 0):
+        return
+    moved = np.roll(d, (dy, dx), (0, 1))
+    framed = np.zeros((40, 40), np.uint8)
+    framed[6:34, 6:34] = moved  # not 28×28: goes through the whole path
+    out = to_mnist(framed)
+    assert np.abs(out - to_mnist(np.pad(d, 6))).max() < 1e-6
 
 
 def png(arr: np.ndarray) -> bytes:
@@ -107,6 +151,11 @@ def hostile(case: str) -> bytes:
         "text": b"hello, this is not an image\n" * 20,
         "html": b"<!DOCTYPE html><html><body>404</body></html>",
         "bomb": huge_png(30_000, 30_000),
+        "64 megapixels": huge_png(8_000, 8_000),
+        "zero size": huge_png(0, 0),
+        "garbage after png magic": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        "random bytes": np.random.default_rng(1).integers(0, 256, 5000, np.uint8).tobytes(),
+        "uniform noise": png(np.random.default_rng(0).integers(0, 256, (100, 100), np.uint8)),
         "blank white": good,
         "blank black": png(np.zeros((64, 64), np.uint8)),
         "grey noise": png(np.clip(np.random.default_rng(0).normal(128, 4, (200, 200)), 0, 255)
@@ -118,6 +167,10 @@ def hostile(case: str) -> bytes:
     ("empty", "empty"), ("truncated png", "truncated or corrupt"),
     ("truncated jpeg", "truncated or corrupt"), ("text", "not an image"),
     ("html", "not an image"), ("bomb", "900,000,000 pixels is more than the 50-megapixel limit"),
+    ("64 megapixels", "8000×8000 pixels is more than the 50-megapixel limit"),
+    ("zero size", "not an image|truncated or corrupt|empty"),
+    ("garbage after png magic", "not an image|truncated or corrupt"),
+    ("random bytes", "not an image"), ("uniform noise", "no digit found"),
     ("blank white", "no digit found"), ("blank black", "no digit found"),
     ("grey noise", "no digit found"),
 ])
@@ -203,3 +256,27 @@ def test_predict_on_non_run_is_one_line(tmp_path, capsys):
         main(["predict", str(tmp_path), str(tmp_path)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "is not an mlplab run" in err
+
+
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(fmt=st.sampled_from(FORMATS), cut=st.floats(0, 1), flips=st.lists(
+    st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=8))
+def test_corrupted_files_are_errors_not_tracebacks(fmt, cut, flips):
+    """Truncated or bit-damaged files of every format: a result or an ImageError, nothing else."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    img = Image.fromarray(rng.integers(0, 256, (48, 48), np.uint8))
+    img.convert("RGB" if fmt == "JPEG" else "L").save(buf, format=fmt)
+    data = bytearray(buf.getvalue())
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    data = bytes(data[:max(1, int(cut * len(data)))])
+    try:
+        out = preprocess_bytes(data, name="f")
+    except ImageError as e:
+        assert "\n" not in str(e) and str(e).startswith("f")
+    else:
+        assert out.shape == (28, 28) and np.isfinite(out).all()

@@ -62,6 +62,70 @@ def paper_noise(shape: tuple[int, ...], rng: np.random.Generator, sd: float) -> 
     return coarse + rng.normal(0, sd / 2, shape[:2])
 
 
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning: the one-pixel centre line of a binary shape (the pen's path)."""
+    m = mask.astype(np.uint8)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = np.pad(m, 1)
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2],
+                 p[1:-1, :-2], p[:-2, :-2]]  # P2..P9, clockwise from north
+            count = sum(n)
+            transitions = sum((n[i] == 0) & (n[(i + 1) % 8] == 1) for i in range(8))
+            if step == 0:
+                side = (n[0] * n[2] * n[4] == 0) & (n[2] * n[4] * n[6] == 0)
+            else:
+                side = (n[0] * n[2] * n[6] == 0) & (n[0] * n[4] * n[6] == 0)
+            drop = (m == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & side
+            if drop.any():
+                m[drop] = 0
+                changed = True
+        if not changed:
+            return m.astype(bool)
+
+
+def pen_coverage(digit: np.ndarray, size: int, width: float) -> np.ndarray:
+    """The digit redrawn along its centre line with a pen ``width`` (fraction of size) wide."""
+    work = 140
+    path = skeleton(coverage(digit, work) > 0.4)
+    dist = ndimage.distance_transform_edt(~path)
+    radius = width * work / 2
+    line = np.clip(radius + 0.5 - dist, 0, 1).astype(np.float32)
+    img = Image.fromarray(line, mode="F").resize((size, size), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(img), 0, 1)
+
+
+def rotate(cov: np.ndarray, degrees: float) -> np.ndarray:
+    img = Image.fromarray(cov.astype(np.float32), mode="F")
+    return np.asarray(img.rotate(degrees, Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+def perspective(img: Image.Image, rng: np.random.Generator, amount: float) -> Image.Image:
+    """A slightly tilted camera: each corner moves by up to ``amount`` of the size."""
+    w, h = img.size
+    jitter = rng.uniform(-amount, amount, 8) * np.array([w, h] * 4)
+    src = np.array([0, 0, w, 0, w, h, 0, h], float) + jitter
+    dst = np.array([0, 0, w, 0, w, h, 0, h], float)
+    a = []
+    b = []
+    for (x, y), (u, v) in zip(dst.reshape(4, 2), src.reshape(4, 2), strict=True):
+        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        b += [u, v]
+    coeffs = np.linalg.solve(np.array(a), np.array(b))
+    # The page goes on beyond the frame: sample outside it as its nearest edge.
+    margin = int(amount * max(w, h)) + 2
+    padded = Image.fromarray(np.pad(np.asarray(img), [(margin, margin), (margin, margin)] +
+                                    [(0, 0)] * (np.asarray(img).ndim - 2), mode="edge"))
+    # Output (x, y) samples padded (u + margin, v + margin).
+    c = coeffs
+    moved = (c[0] + margin * c[6], c[1] + margin * c[7], c[2] + margin,
+             c[3] + margin * c[6], c[4] + margin * c[7], c[5] + margin, c[6], c[7])
+    return padded.transform(img.size, Image.Transform.PERSPECTIVE, moved,
+                            Image.Resampling.BICUBIC)
+
+
 # ---------------------------------------------------------------- styles
 
 
@@ -106,10 +170,17 @@ def thick_marker(d, rng):
 
 def thin_pen(d, rng):
     size = int(rng.integers(400, 700))
-    cov = coverage(d, size, thickness=-1)
-    cov = np.clip((cov - 0.45) * 3, 0, 1)  # hard, thin strokes
+    cov = pen_coverage(d, size, width=rng.uniform(0.012, 0.03))  # a fine pen, a big digit
     cov = place((size + 100, size + 100), cov, rng, centred=True)
-    return encode(compose(cov, 0.98, 0.05), "JPEG", quality=90)
+    return encode(compose(cov, 0.98 + paper_noise(cov.shape, rng, 0.01), 0.05), "JPEG",
+                  quality=90)
+
+
+def felt_tip(d, rng):
+    size = int(rng.integers(200, 400))
+    cov = pen_coverage(d, size, width=rng.uniform(0.05, 0.12))
+    cov = place((size + 80, size + 80), cov, rng)
+    return encode(compose(cov, 1.0, 0.1))
 
 
 def coloured_ink(d, rng):
@@ -220,8 +291,143 @@ def mnist_png(d, rng):
     return encode(d / 255.0)
 
 
+def chalkboard(d, rng):
+    size = int(rng.integers(250, 450))
+    cov = place((size + 150, size + 150), coverage(d, size), rng)
+    grain = np.clip(rng.normal(0.85, 0.2, cov.shape), 0, 1)  # chalk leaves gaps
+    board = np.array([0.16, 0.27, 0.2], np.float32) + paper_noise(cov.shape, rng, 0.03)[..., None]
+    smudge = ndimage.gaussian_filter(rng.random(cov.shape), 25)[..., None] * 0.3
+    return encode(compose(cov * grain, board + smudge, 0.92), "JPEG", quality=80)
+
+
+def sticky_note(d, rng):
+    size = int(rng.integers(250, 400))
+    cov = place((size + 120, size + 120), coverage(d, size), rng)
+    h, w = cov.shape
+    paper = np.ones((h, w, 3), np.float32) * np.array([0.98, 0.92, 0.45], np.float32)
+    yy = np.mgrid[0:h, 0:w][0] / h
+    paper *= (0.75 + 0.25 * yy)[..., None]  # the shadow of the curl at the top
+    ink = np.array([0.05, 0.1, 0.45], np.float32)
+    return encode(compose(cov, paper + paper_noise(cov.shape, rng, 0.02)[..., None], ink),
+                  "JPEG", quality=75)
+
+
+def squared_paper(d, rng):
+    size = int(rng.integers(300, 420))
+    cov = place((size + 100, size + 100), coverage(d, size), rng, centred=True)
+    h, w = cov.shape
+    paper = np.ones((h, w, 3), np.float32) * 0.97
+    step = int(rng.integers(25, 45))
+    colour = np.array([0.6, 0.7, 0.85], np.float32)
+    paper[int(rng.integers(0, step))::step] = colour
+    paper[:, int(rng.integers(0, step))::step] = colour
+    return encode(compose(cov, paper, np.array([0.05, 0.05, 0.1], np.float32)), "JPEG",
+                  quality=85)
+
+
+def blurry_photo(d, rng):
+    size = int(rng.integers(300, 500))
+    cov = place((size + 200, size + 200), coverage(d, size), rng)
+    pixels = ndimage.gaussian_filter(compose(cov, 0.85, 0.2), rng.uniform(3, 8))
+    pixels = pixels + rng.normal(0, 0.03, pixels.shape)
+    return encode(pixels, "JPEG", quality=int(rng.integers(40, 80)))
+
+
+def phone_photo(d, rng):
+    """Tilted camera, vignetting, a shadow across the page, colour cast, noise, EXIF."""
+    size = int(rng.integers(350, 700))
+    h, w = 1200, 900
+    cov = place((h, w), rotate(coverage(d, size), rng.uniform(-8, 8)), rng)
+    yy, xx = np.mgrid[0:h, 0:w]
+    vignette = 1 - 0.35 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2) * 2
+    edge = rng.uniform(0.2, 0.8) * w + (yy - h / 2) * rng.uniform(-0.5, 0.5)
+    shadow = np.where(xx < edge, rng.uniform(0.6, 0.85), 1.0)  # the phone's shadow
+    shadow = ndimage.uniform_filter(shadow, int(rng.integers(21, 151)))
+    light = (vignette * shadow)[..., None] * np.array([1.0, 0.95, 0.85], np.float32)
+    ink = np.array([0.12, 0.12, 0.16], np.float32)
+    pixels = compose(cov, 0.9 * light, ink * light) + rng.normal(0, 0.025, (h, w, 1))
+    img = perspective(Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)), rng,
+                      0.05)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated: "rotate 90° counter-clockwise to view"
+    buf = io.BytesIO()
+    img.transpose(Image.Transpose.ROTATE_270).save(buf, format="JPEG", quality=80,
+                                                   exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def scanned_page_small_digit(d, rng):
+    cov = place((1400, 1000), coverage(d, int(rng.integers(50, 110))), rng)
+    pixels = compose(cov, 0.96 + paper_noise(cov.shape, rng, 0.01), 0.15)
+    return encode(pixels, "JPEG", quality=85)
+
+
+def web_canvas(d, rng):
+    """A drawing app's opaque export: a round white brush on black, any size or place."""
+    size = int(rng.integers(120, 260))
+    cov = pen_coverage(d, size, width=rng.uniform(0.08, 0.16))
+    return encode(place((280, 280), cov, rng))
+
+
+def coloured_on_transparent(d, rng):
+    size = int(rng.integers(200, 360))
+    cov = place((size + 40, size + 40), pen_coverage(d, size, width=rng.uniform(0.06, 0.12)),
+                rng)
+    rgba = np.zeros(cov.shape + (4,), np.float32)
+    rgba[..., :3] = rng.uniform(0, 1, 3)  # any brush colour
+    rgba[..., 3] = cov
+    return encode(rgba)
+
+
+def inverted_mnist_png(d, rng):
+    return encode(1 - d / 255.0)
+
+
+def bitmap_1bit_bmp(d, rng):
+    size = int(rng.integers(60, 200))
+    cov = place((size + 30, size + 30), coverage(d, size), rng)
+    img = Image.fromarray(((1 - cov) * 255).astype(np.uint8)).convert("1", dither=None)
+    buf = io.BytesIO()
+    img.save(buf, format="BMP")
+    return buf.getvalue()
+
+
+def grey_alpha_tiff(d, rng):
+    size = int(rng.integers(150, 300))
+    cov = place((size + 40, size + 40), coverage(d, size), rng)
+    la = np.stack([np.zeros_like(cov), cov], -1)  # black ink as alpha, grey+alpha mode
+    img = Image.fromarray((la * 255).astype(np.uint8), mode="LA")
+    buf = io.BytesIO()
+    img.save(buf, format="TIFF", compression="tiff_deflate")
+    return buf.getvalue()
+
+
+def animated_gif(d, rng):
+    size = 200
+    first = compose(place((size, size), coverage(d, 150), rng), 1.0, 0.0)
+    frames = [Image.fromarray((first * 255).astype(np.uint8)),
+              Image.fromarray(np.full((size, size), 255, np.uint8))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+def slanted_and_squeezed(d, rng):
+    """A narrow, slanted hand: aspect ratio and slant unlike the MNIST writer's."""
+    size = int(rng.integers(250, 400))
+    cov = coverage(d, size)
+    squeeze = rng.uniform(0.7, 1.0)
+    img = Image.fromarray(cov, mode="F").resize((int(size * squeeze), size),
+                                                Image.Resampling.BICUBIC)
+    cov = rotate(np.asarray(img), rng.uniform(-6, 6))
+    cov = place((size + 120, size + 120), cov, rng)
+    return encode(compose(cov, 0.95, 0.1), "JPEG", quality=85)
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
     uneven_lighting, lined_paper, pencil, rotated_exif, cmyk_jpeg, palette_gif, png_16bit,
-    webp, mnist_png)}
+    webp, mnist_png, felt_tip, chalkboard, sticky_note, squared_paper, blurry_photo,
+    phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
+    inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed)}

@@ -31,6 +31,8 @@ MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo decodes; a decompression b
 MAX_BYTES = 25 * 1024 * 1024
 WORK_SIDE = 160  # images are reduced to about this size before any per-pixel work
 BOX, FRAME = 20, 28
+SQUARE = np.ones((3, 3), bool)  # 8-connectivity
+MIN_SIDE = 4  # pixels: anything smaller cannot hold a digit
 
 
 # ---------------------------------------------------------------- decoding
@@ -49,7 +51,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
         raise ImageError(f"{name}: is an HTML/XML document, not an image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb warnings (size checked below), bad EXIF…
             image = Image.open(io.BytesIO(data))  # lazy: reads the header only
             width, height = image.size
             if width * height > max_pixels:
@@ -73,8 +75,12 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
     except UnidentifiedImageError:
         raise ImageError(f"{name}: is not an image Pillow can read (PNG, JPEG, GIF, BMP, "
                          "WebP, TIFF)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{name}: the image is truncated or corrupt ({e})") from None
+    except MemoryError:
+        raise ImageError(f"{name}: the image needs more memory to decode than is available; "
+                         "resize it first") from None
+    except Exception as e:  # a damaged file makes Pillow's decoders raise all sorts of types
+        detail = " ".join(str(e).split())[:120] or type(e).__name__
+        raise ImageError(f"{name}: the image is truncated or corrupt ({detail})") from None
     return image
 
 
@@ -104,7 +110,7 @@ def to_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def reduce_for_work(image: Image.Image) -> Image.Image:
+def reduce_for_work(image: Image.Image, *, side: int = WORK_SIDE) -> Image.Image:
     """Shrink a large image (area-averaging keeps thin strokes as faint grey)."""
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -112,10 +118,10 @@ def reduce_for_work(image: Image.Image) -> Image.Image:
         image = image.convert("L" if image.mode == "1" else "RGB")
     elif image.mode.startswith("I;16"):
         image = image.convert("I")
-    side = max(image.size)
-    if side <= WORK_SIDE:
+    longest = max(image.size)
+    if longest <= side:
         return image
-    factor = -(-side // WORK_SIDE)  # ceil: the result is at most WORK_SIDE
+    factor = -(-longest // side)  # ceil: the result is at most ``side``
     return image.reduce(factor) if factor >= 2 else image
 
 
@@ -141,18 +147,22 @@ def to_mnist(image: Image.Image | np.ndarray, *, normalize_stroke: bool = False)
     """
     if isinstance(image, Image.Image):
         return image_to_mnist(image, normalize_stroke=normalize_stroke)
-    else:
-        grey = np.asarray(image, dtype=np.float32)
-        if grey.ndim == 3:  # H×W×C array
-            grey = grey[..., :3].mean(-1) if grey.shape[-1] >= 3 else grey[..., 0]
-        if grey.ndim != 2 or min(grey.shape) < 2:
-            raise ImageError(f"an image of shape {np.shape(image)} is not a 2-D picture")
-        if grey.max() > 1.0:
-            grey = grey / 255.0
+    grey = np.asarray(image, dtype=np.float32)
+    if grey.ndim == 3 and grey.shape[-1] in (1, 2, 3, 4):  # H×W×C array
+        grey = grey[..., :3].mean(-1) if grey.shape[-1] >= 3 else grey[..., 0]
+    if grey.ndim != 2 or min(grey.shape) < MIN_SIDE:
+        raise ImageError(f"an image of shape {np.shape(image)} is not a 2-D picture")
+    if not np.isfinite(grey).all():
+        raise ImageError("the image contains NaN or infinite values")
+    if grey.max() > 1.0:
+        grey = grey / (65535.0 if grey.max() > 255 else 255.0)
+    grey = np.clip(grey, 0, 1)
     if is_mnist_style(grey):
-        return np.clip(grey, 0, 1).astype(np.float32)
-    ink, _ = isolate_ink(grey)
-    return centre_by_mass(fit_box(normalize_stroke_width(ink, always=normalize_stroke)))
+        return grey.astype(np.float32)
+    if max(grey.shape) > 2 * WORK_SIDE:
+        return image_to_mnist(Image.fromarray(grey, mode="F"), normalize_stroke=normalize_stroke)
+    coverage, _ = isolate_ink(grey)
+    return render(coverage, normalize_stroke=normalize_stroke)
 
 
 def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.ndarray:
@@ -161,76 +171,138 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
     A small digit on a big photo would keep only a few pixels after the first reduction;
     the second pass cuts the region out of the decoded image and reduces only that.
     """
+    if min(image.size) < MIN_SIDE:
+        raise ImageError(f"no digit found: the image is only {image.width}×{image.height} "
+                         f"pixels (at least {MIN_SIDE}×{MIN_SIDE} needed)")
     small = reduce_for_work(image)
     grey = to_grey(small)
     if is_mnist_style(grey):
         return np.clip(grey, 0, 1).astype(np.float32)
-    ink, (top, bottom, left, right, inverted) = isolate_ink(grey)
+    try:
+        coverage, (top, bottom, left, right, inverted) = isolate_ink(grey)
+    except ImageError:
+        if max(image.size) <= WORK_SIDE:
+            raise
+        # A digit a few pixels high on a big page can vanish in the reduction: look again
+        # at three times the size before giving up (only blank images pay for this).
+        small = reduce_for_work(image, side=3 * WORK_SIDE)
+        grey = to_grey(small)
+        coverage, (top, bottom, left, right, inverted) = isolate_ink(grey)
     scale = image.width / small.width
     side = max(bottom - top, right - left)
-    if scale > 1.5 and side < 0.6 * WORK_SIDE:
+    if scale > 1.5 and side < 0.25 * WORK_SIDE:  # under 40 px: too few for the 80-px mask
         pad = 0.25 * side + 2
         box = (max(0, int((left - pad) * scale)), max(0, int((top - pad) * scale)),
                min(image.width, int((right + pad) * scale) + 1),
                min(image.height, int((bottom + pad) * scale) + 1))
         crop = to_grey(reduce_for_work(image.crop(box)))
         try:
-            ink, _ = isolate_ink(crop, inverted=inverted)
+            coverage, _ = isolate_ink(crop, inverted=inverted)
         except ImageError:
             pass  # keep the first pass's digit
-    return centre_by_mass(fit_box(normalize_stroke_width(ink, always=normalize_stroke)))
+    return render(coverage, normalize_stroke=normalize_stroke)
+
+
+def border_pixels(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    b = max(1, min(h, w) // 20)
+    return np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[:, :b].ravel(),
+                           grey[:, -b:].ravel()])
+
+
+def is_inverted(grey: np.ndarray) -> bool:
+    """True for dark ink on light paper: the ink is whatever departs most from the border."""
+    background = float(np.median(border_pixels(grey)))
+    flat = grey.ravel()
+    k = min(max(5, flat.size // 2000), flat.size - 1)  # a small digit on a big page counts
+    darkest = float(np.partition(flat, k)[k])
+    brightest = float(np.partition(flat, -k)[-k])
+    return background - darkest > brightest - background
 
 
 def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None) -> tuple[np.ndarray, tuple]:
-    """Bright ink on a black background, cropped to the digit; raise if there is none.
+    """The digit's ink coverage (1 = ink, 0 = background), cropped; raise if there is none.
 
     Returns the crop and (top, bottom, left, right, inverted) in ``grey``'s coordinates.
+    Half the typical ink level is the ink's edge, as MNIST's binary originals had one.
     """
     from scipy import ndimage
 
     h, w = grey.shape
     if inverted is None:
-        b = max(1, min(h, w) // 20)
-        border = np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[:, :b].ravel(),
-                                 grey[:, -b:].ravel()])
-        inverted = bool(np.median(border) > 0.5)  # dark ink on light paper
+        inverted = is_inverted(grey)
     if inverted:
         grey = 1.0 - grey
     flat = np.clip(grey - background_map(grey), 0, None)
-    # The ink's brightness: the 10th brightest pixel (one noisy pixel is not ink, and a
-    # small digit on a big page is too few pixels for a percentile).
-    contrast = float(np.partition(flat.ravel(), -10)[-10]) if flat.size > 20 else 0.0
-    if contrast < 0.12:
+    # The ink's brightness: the 3rd brightest pixel (a small digit on a big page is too few
+    # pixels for a percentile), which must stand out from the pixel-to-pixel noise.
+    contrast = float(np.partition(flat.ravel(), -3)[-3]) if flat.size > 20 else 0.0
+    if contrast < max(0.1, 8 * noise_level(grey)):
         raise ImageError("no digit found: the image has no ink that stands out from the "
                          "background")
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
-    mask = flat > max(t, 0.25)
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    strong = flat > max(t, 0.25)
+    labels, n = ndimage.label(strong, structure=SQUARE)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
-    sizes = ndimage.sum_labels(mask, labels, np.arange(1, n + 1))
+    index = np.arange(1, n + 1)
+    sizes = ndimage.sum_labels(strong, labels, index)
+    peaks = np.zeros(n + 1, np.float32)
+    np.maximum.at(peaks, labels[strong], flat[strong])
+    peaks = peaks[1:]
     boxes = ndimage.find_objects(labels)
     keep = np.zeros(n + 1, bool)
     largest = sizes.max()
-    for i, (size, box) in enumerate(zip(sizes, boxes, strict=True), start=1):
+    for i, (size, peak, box) in enumerate(zip(sizes, peaks, boxes, strict=True), start=1):
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
         ruled_line = (bw > 0.6 * w and bh < 0.08 * h) or (bh > 0.6 * h and bw < 0.08 * w)
-        if size >= max(0.08 * largest, 4) and not (ruled_line and n > 1):
+        # Shadow edges and the corners of a lit page are paler than ink and hug the frame.
+        on_border = box[0].start == 0 or box[1].start == 0 or box[0].stop == h or \
+            box[1].stop == w
+        pale = peak < (0.6 if on_border else 0.35)
+        if size >= max(0.08 * largest, 4) and not ((ruled_line or pale) and n > 1):
             keep[i] = True
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
-    mask = keep[labels]
-    if mask.mean() > 0.6:
+    strong = keep[labels]
+    if strong.mean() > 0.6:
         raise ImageError("no digit found: the whole image looks like ink (a photo of "
                          "something else, or noise?)")
-    # Keep the anti-aliased grey edges around the kept strokes, not just the binary mask.
-    near = ndimage.binary_dilation(mask, iterations=max(1, min(h, w) // 100))
-    soft = np.clip((flat - t * 0.5) / max(1 - t * 0.5, 1e-6), 0, 1) * near
-    # The box holds every bit of the kept ink, faint edges included, as MNIST's box does.
-    rows, cols = np.nonzero(soft > 0.1)
+    # Ink level: the typical brightness of the kept strokes (pencil is paler than a pen).
+    level = float(np.median(flat[strong]))
+    coverage = np.clip(flat / level, 0, 1)
+    # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
+    weak = coverage > 0.5
+    labels, n = ndimage.label(weak | strong, structure=SQUARE)
+    attached = np.bincount(labels[strong], minlength=n + 1) > 0
+    attached[0] = False
+    digit = attached[labels]
+    near = ndimage.binary_dilation(digit, structure=SQUARE)
+    coverage = coverage * near
+    rows, cols = np.nonzero(digit)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    return soft[top:bottom, left:right], (top, bottom, left, right, inverted)
+    # One pixel of margin keeps the anti-aliased edge for resampling.
+    crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
+    return crop.astype(np.float32), (top, bottom, left, right, inverted)
+
+
+def noise_level(grey: np.ndarray) -> float:
+    """The pixel noise's standard deviation, from neighbours' differences (robust to ink).
+
+    For Gaussian noise the 25th percentile of |difference| is 0.453 σ (a quarter of the
+    pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
+    along one of the two directions).
+    """
+    if grey.size > 20_000:
+        grey = grey[::2, ::2]  # a sample is plenty, and four times faster
+    levels = []
+    for axis in (0, 1):
+        diff = np.abs(np.diff(grey, axis=axis)).ravel()
+        if diff.size:
+            k = diff.size // 4
+            levels.append(float(np.partition(diff, k)[k]) / 0.453)
+    return min(levels, default=0.0)
 
 
 def background_map(grey: np.ndarray) -> np.ndarray:
@@ -247,15 +319,23 @@ def background_map(grey: np.ndarray) -> np.ndarray:
         rest = grey[~rough]
         return np.full_like(grey, float(np.median(rest)) if rest.size else 0.0)
     size = max(15, int(0.4 * min(h, w)))
-    opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
-    return ndimage.uniform_filter(opened, size=size // 2)
+    if min(h, w) >= 96:  # at half resolution (the minimum of 2×2 blocks): four times faster
+        h2, w2 = h // 2 * 2, w // 2 * 2
+        blocks = grey[:h2, :w2].reshape(h2 // 2, 2, w2 // 2, 2).min(axis=(1, 3))
+        half = size // 2
+        opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
+        opened = np.repeat(np.repeat(opened, 2, 0), 2, 1)
+        opened = np.pad(opened, ((0, h - h2), (0, w - w2)), mode="edge")
+    else:
+        opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
+    return np.minimum(ndimage.uniform_filter(opened, size=3), grey)
 
 
 def otsu(x: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1]."""
-    hist, edges = np.histogram(x, bins=64, range=(0, 1))
-    hist = hist.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
+    bins = np.clip((x.ravel() * 64).astype(np.intp), 0, 63)
+    hist = np.bincount(bins, minlength=64).astype(np.float64)
+    centres = (np.arange(64) + 0.5) / 64
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * centres) / np.maximum(w0, 1e-9)
@@ -264,42 +344,68 @@ def otsu(x: np.ndarray) -> float:
     return float(centres[int(np.argmax(between[:-1]))])
 
 
-def fit_box(ink: np.ndarray) -> np.ndarray:
-    """Scale so the longest side is 20 px, keeping the aspect ratio, with anti-aliasing."""
-    h, w = ink.shape
+MASK_SIDE = 4 * BOX  # the digit's mask is drawn at 80 px, then area-averaged down to 20
+
+
+def render(coverage: np.ndarray, *, normalize_stroke: bool = False) -> np.ndarray:
+    """Ink coverage → MNIST's look: a binary digit area-averaged into a 20-px box, centred.
+
+    MNIST's digits are NIST's binary scans reduced with anti-aliasing; so the coverage is
+    resampled (smoothly) to a larger working size, cut at half the ink level, cropped to
+    the ink, optionally brought to MNIST's stroke width, and reduced by area averaging.
+    """
+    mask = digit_mask(coverage)
+    mask = normalize_stroke_width(mask, always=normalize_stroke)
+    return centre_by_mass(fit_box(mask))
+
+
+def digit_mask(coverage: np.ndarray) -> np.ndarray:
+    """The binary digit at about MASK_SIDE px (its longest side), cropped to the ink."""
+    h, w = coverage.shape
+    scale = MASK_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = Image.fromarray(coverage.astype(np.float32), mode="F")
+    if scale < 0.5:
+        image = image.reduce(int(1 / scale) // 1 if scale > 0 else 1)
+    resample = Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX
+    mask = np.asarray(image.resize(size, resample), dtype=np.float32) > 0.5
+    if not mask.any():
+        raise ImageError("no digit found: the ink is too faint or too small")
+    rows, cols = np.nonzero(mask)
+    return mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def fit_box(mask: np.ndarray) -> np.ndarray:
+    """Scale so the longest side is 20 px, keeping the aspect ratio, by area averaging."""
+    h, w = mask.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(ink.astype(np.float32), mode="F")
-    if max(h, w) > 4 * BOX:  # area-average big reductions first, then a smooth filter
-        image = image.reduce(max(1, max(h, w) // (2 * BOX)))
-    out = np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
-    out = np.clip(out, 0, None)
-    # MNIST strokes are saturated in their core: scale so that the bright part of the ink
-    # (not one hot pixel) reaches 1.
-    inked = out[out > 0.1 * out.max()] if out.max() > 0 else out
-    peak = float(np.percentile(inked, 80)) if inked.size else 0.0
-    return np.clip(out / peak, 0, 1) if peak > 0 else out
+    image = Image.fromarray(mask.astype(np.float32), mode="F")
+    return np.clip(np.asarray(image.resize(size, Image.Resampling.BOX), np.float32), 0, 1)
 
 
-# Stroke width relative to the digit's size (twice the mean ridge depth of the ink ÷ the
-# box side) as measured on the ink crop of real t10k digits drawn large: 10th-90th
-# percentile 0.064-0.144, median 0.091. Outside (low, high) a stroke is brought to target.
-MNIST_STROKE = (0.06, 0.09, 0.16)
+# Stroke width relative to the digit's size (twice the mean ridge depth of the mask ÷ the
+# box side) measured with this module's own path on 1,000 real t10k digits: 10th percentile
+# 0.085, median 0.112, 97th percentile 0.2. Outside that range a stroke is moved to the
+# target, a little above the median: a pen's even line has less ink than MNIST's blobby
+# strokes of the same median width (measured: best accuracy on pen-drawn digits).
+MNIST_STROKE = (0.085, 0.125, 0.2)
 
 
-def stroke_ratio(ink: np.ndarray) -> float:
+def stroke_ratio(mask: np.ndarray) -> float:
+    """The mask's stroke width as a fraction of its longest side."""
     from scipy import ndimage
 
-    mask = np.pad(ink > 0.5, 1)
+    mask = np.pad(mask, 1)
     if not mask.any():
         return MNIST_STROKE[1]
     depth = ndimage.distance_transform_edt(mask)
     ridge = mask & (depth >= ndimage.maximum_filter(depth, size=3))
-    return float(2.0 * depth[ridge].mean() - 1.0) / max(ink.shape)  # width on the ridge
+    return float(2.0 * depth[ridge].mean() - 1.0) / (max(mask.shape) - 2)
 
 
-def normalize_stroke_width(ink: np.ndarray, *, always: bool = False) -> np.ndarray:
-    """Thin marker strokes and thicken hairlines towards MNIST's width (at crop scale).
+def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndarray:
+    """Thin marker strokes and thicken hairlines towards MNIST's width.
 
     By default only strokes outside what MNIST itself contains are changed;
     ``always`` moves every digit to MNIST's median width.
@@ -307,33 +413,37 @@ def normalize_stroke_width(ink: np.ndarray, *, always: bool = False) -> np.ndarr
     from scipy import ndimage
 
     lo, target, hi = MNIST_STROKE
-    ratio = stroke_ratio(ink)
+    ratio = stroke_ratio(mask)
     if not always and lo <= ratio <= hi:
-        return ink
-    radius = int(round(abs(ratio - target) * max(ink.shape) / 2))
+        return mask
+    radius = int(round(abs(ratio - target) * max(mask.shape) / 2))
     if radius < 1:
-        return ink
+        return mask
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     disk = xx**2 + yy**2 <= radius**2
     if ratio > target:
-        out = ndimage.grey_erosion(ink, footprint=disk)
+        out = ndimage.binary_erosion(mask, structure=disk)
     else:
-        out = ndimage.grey_dilation(np.pad(ink, radius), footprint=disk)
-    if out.max() <= 0:
-        return ink
-    rows, cols = np.nonzero(out > 0.05)
+        out = ndimage.binary_dilation(np.pad(mask, radius), structure=disk)
+    if out.sum() < 0.2 * mask.sum():
+        return mask  # thinning would erase the digit
+    rows, cols = np.nonzero(out)
     return out[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
-    """Place the ≤20×20 digit in a 28×28 frame with its centre of mass at the centre."""
+    """Place the ≤20×20 digit in a 28×28 frame with its centre of mass at pixel (14, 14).
+
+    MNIST moved each digit by whole pixels so that its centre of mass lands within half
+    a pixel of (14, 14) (row, column; measured on t10k: mean 13.99 and 14.01).
+    """
     h, w = digit.shape
     total = float(digit.sum())
     ys, xs = np.indices(digit.shape)
     cy = float((ys * digit).sum() / total) if total else (h - 1) / 2
     cx = float((xs * digit).sum() / total) if total else (w - 1) / 2
-    top = int(np.clip(round((FRAME - 1) / 2 - cy), 0, FRAME - h))
-    left = int(np.clip(round((FRAME - 1) / 2 - cx), 0, FRAME - w))
+    top = int(np.clip(np.floor(FRAME / 2 - cy + 0.5), 0, FRAME - h))
+    left = int(np.clip(np.floor(FRAME / 2 - cx + 0.5), 0, FRAME - w))
     frame = np.zeros((FRAME, FRAME), np.float32)
     frame[top:top + h, left:left + w] = digit
     return np.clip(frame, 0, 1)
