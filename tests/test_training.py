@@ -176,3 +176,31 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     run = open_run(tmp_path / "runs" / "c")
     assert run.status == "interrupted"
     assert len(run.history()) >= 1 and run.model_path.exists()
+
+
+def test_compiled_epochs_are_shared_across_hyperparameters(tiny):
+    """One compile per architecture: runs differing only in lr, dropout, weight decay and seed
+    reuse the compiled epoch, and train exactly as with a compile of their own."""
+    from mlplab import engine
+    from mlplab.training import make_engine, prepare_model, split_data
+
+    base = TrainConfig(layers=(32,), epochs=2, batch_size=64, optimizer="adam", lr=0.003,
+                       dropout=0.1, weight_decay=1e-4)
+    other = base.with_overrides(lr=0.02, dropout=0.45, weight_decay=3e-3, seed=7)
+
+    def engine_for(config):
+        split = split_data(tiny, config)
+        model = prepare_model(config, split)
+        model.optimizer.build(model.trainable_variables)
+        return make_engine(config, model, split, verbose=0)
+
+    engine._COMPILED.clear()
+    first, second = engine_for(base), engine_for(other)
+    assert second.epoch_fn is first.epoch_fn
+    shared = train(other, tiny).history
+    engine._COMPILED.clear()
+    own = train(other, tiny).history
+    assert strip_seconds(shared) == strip_seconds(own)
+    assert strip_seconds(shared) != strip_seconds(train(base, tiny).history)
+    different = engine_for(other.with_overrides(layers=(16,)))
+    assert different.epoch_fn is not first.epoch_fn

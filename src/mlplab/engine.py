@@ -10,8 +10,12 @@ model's own seed generators), training-mode metrics and the last partial batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,8 +60,79 @@ def to_inputs(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return x.astype(jnp.float32) / 255.0, jax.nn.one_hot(y, 10, dtype=jnp.float32)
 
 
+def gather(x: jax.Array, y: jax.Array, idx: jax.Array, key: jax.Array, config: TrainConfig,
+           augments: bool) -> tuple[jax.Array, jax.Array]:
+    """One batch from the resident data, augmented on the device when configured."""
+    xb, yb = to_inputs(x[idx], y[idx])
+    if augments:
+        from mlplab.augment import augment_images
+
+        xb = augment_images(key, xb.reshape(-1, 28, 28), config).reshape(xb.shape)
+    return xb, yb
+
+
 def correct(y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
     return jnp.sum(jnp.argmax(y_true, -1) == jnp.argmax(y_pred, -1)).astype(jnp.float32)
+
+
+# Compiled epoch and evaluation functions of recent engines, by everything their trace bakes
+# in. Values that only flow through it (learning rate, dropout rate, weight decay, seed) are
+# inputs, so a tuning study or a seed study compiles once per architecture, not per run.
+_COMPILED: OrderedDict[tuple, tuple[Callable, Callable]] = OrderedDict()
+COMPILED_KEEP = 16
+
+
+def trace_key(config: TrainConfig, model: keras.Model, n: int) -> tuple | None:
+    """What a compiled epoch depends on, or None when it cannot be shared safely."""
+    if any(isinstance(layer, keras.layers.Dropout) and layer.noise_shape is not None
+           for layer in model.layers):
+        return None
+    static = {"seed": 0, "patience": 0, "restore_best": False, "data": "", "limit": None,
+              "validation": "", "dropout": 0.5 if config.dropout else 0.0,
+              "weight_decay": 1.0 if config.weight_decay else 0.0}
+    if config.schedule == "constant" and not config.warmup_epochs:
+        static.update(lr=0.0, epochs=1)  # a plain rate is an optimizer variable
+    return (tuple(sorted({**asdict(config), **static}.items())), model.input_shape, n)
+
+
+@contextlib.contextmanager
+def runtime_hyperparameters(model: keras.Model, hp: dict[str, jax.Array]) -> Iterator[None]:
+    """While tracing: the dropout rate and weight decay read from traced inputs.
+
+    Keras keeps both as Python floats, which a trace would bake in as constants. Dropout
+    is Keras's own JAX implementation with the keep probability as an input; weight decay
+    is read by the optimizer through ``ops.cast(self.weight_decay)``.
+    """
+    from keras.src.backend.jax.random import jax_draw_seed
+
+    optimizer = model.optimizer
+    saved_wd = optimizer.weight_decay
+    patched = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout) and layer.rate > 0:
+            def call(inputs, training=False, layer=layer):
+                if not training:
+                    return inputs
+                keep = hp["keep"]
+                mask = jax.random.bernoulli(jax_draw_seed(layer.seed_generator), p=keep,
+                                            shape=inputs.shape)
+                return jax.lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
+            layer.call = call
+            patched.append(layer)
+    if saved_wd is not None:
+        optimizer.weight_decay = hp["weight_decay"]
+    try:
+        yield
+    finally:
+        optimizer.weight_decay = saved_wd
+        for layer in patched:
+            del layer.call
+
+
+def hyperparameters(config: TrainConfig, model: keras.Model) -> dict[str, jax.Array]:
+    """The runtime values of :func:`runtime_hyperparameters` (rounded as Keras rounds them)."""
+    return {"keep": jnp.float32(1.0 - config.dropout),
+            "weight_decay": jnp.float32(model.optimizer.weight_decay or 0.0)}
 
 
 class FusedEngine:
@@ -71,8 +146,18 @@ class FusedEngine:
         self.y = jnp.asarray(split.y_train)
         self.x_val = jnp.asarray(split.x_val)
         self.y_val = jnp.asarray(split.y_val)
+        self.hp = hyperparameters(config, model)
+        key = trace_key(config, model, len(split.x_train))
+        if key is not None and key in _COMPILED:
+            _COMPILED.move_to_end(key)
+            self.epoch_fn, self.eval_fn = _COMPILED[key]
+            return
         self.epoch_fn = jax.jit(self._build_epoch(len(split.x_train)))
-        self.eval_fn = jax.jit(self._evaluate)
+        self.eval_fn = jax.jit(self._build_evaluate())
+        if key is not None:
+            _COMPILED[key] = (self.epoch_fn, self.eval_fn)
+            while len(_COMPILED) > COMPILED_KEEP:
+                _COMPILED.popitem(last=False)
 
     # ------------------------------------------------------------ compiled pieces
 
@@ -81,6 +166,7 @@ class FusedEngine:
         loss_fn = make_loss(config)
         bs = config.batch_size
         full, rem = divmod(n, bs)
+        augments = config.augments
 
         def compute_loss(tv, ntv, xb, yb):
             y_pred, ntv = model.stateless_call(tv, ntv, xb, training=True)
@@ -88,43 +174,39 @@ class FusedEngine:
 
         grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
 
-        def epoch(tv, ntv, ov, x, y, order, key):
+        def epoch(tv, ntv, ov, x, y, order, key, hp):
             def step(carry, batch):
                 tv, ntv, ov, loss_sum, hits = carry
                 i, idx = batch
-                xb, yb = self.gather(x, y, idx, jax.random.fold_in(key, i))
+                xb, yb = gather(x, y, idx, jax.random.fold_in(key, i), config, augments)
                 (loss, (y_pred, ntv)), grads = grad_fn(tv, ntv, xb, yb)
                 tv, ov = optimizer.stateless_apply(ov, grads, tv)
                 hits = hits + correct(yb, y_pred)
                 return (tv, ntv, ov, loss_sum + loss * idx.shape[0], hits), None
 
-            carry = (tv, ntv, ov, jnp.float32(0), jnp.float32(0))
-            if full:
-                batches = (jnp.arange(full), order[:full * bs].reshape(full, bs))
-                carry, _ = jax.lax.scan(step, carry, batches)
-            if rem:  # the last partial batch, as fit does
-                carry, _ = step(carry, (jnp.int32(full), order[full * bs:]))
+            with runtime_hyperparameters(model, hp):
+                carry = (tv, ntv, ov, jnp.float32(0), jnp.float32(0))
+                if full:
+                    batches = (jnp.arange(full), order[:full * bs].reshape(full, bs))
+                    carry, _ = jax.lax.scan(step, carry, batches)
+                if rem:  # the last partial batch, as fit does
+                    carry, _ = step(carry, (jnp.int32(full), order[full * bs:]))
             tv, ntv, ov, loss_sum, hits = carry
             return tv, ntv, ov, loss_sum / n, hits / n
 
         return epoch
 
-    def gather(self, x: jax.Array, y: jax.Array, idx: jax.Array,
-               key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """One batch from the resident data, augmented on the device when configured."""
-        xb, yb = to_inputs(x[idx], y[idx])
-        if self.config.augments:
-            from mlplab.augment import augment_images
+    def _build_evaluate(self):
+        model, smoothing = self.model, self.config.label_smoothing  # not self: no data kept
 
-            xb = augment_images(key, xb.reshape(-1, 28, 28), self.config).reshape(xb.shape)
-        return xb, yb
+        def evaluate(tv, ntv, x, y):
+            x, y = to_inputs(x, y)
+            y_pred, _ = model.stateless_call(tv, ntv, x, training=False)
+            per_sample = keras.losses.categorical_crossentropy(y, y_pred,
+                                                               label_smoothing=smoothing)
+            return jnp.mean(per_sample), correct(y, y_pred) / x.shape[0]
 
-    def _evaluate(self, tv, ntv, x, y):
-        x, y = to_inputs(x, y)
-        y_pred, _ = self.model.stateless_call(tv, ntv, x, training=False)
-        per_sample = keras.losses.categorical_crossentropy(
-            y, y_pred, label_smoothing=self.config.label_smoothing)
-        return jnp.mean(per_sample), correct(y, y_pred) / x.shape[0]
+        return evaluate
 
     # ------------------------------------------------------------ driver
 
@@ -140,7 +222,8 @@ class FusedEngine:
         tv = [v.value for v in model.trainable_variables]
         ntv = [v.value for v in model.non_trainable_variables]
         ov = [v.value for v in model.optimizer.variables]
-        tv, ntv, ov, loss, acc = self.epoch_fn(tv, ntv, ov, self.x, self.y, order, key)
+        tv, ntv, ov, loss, acc = self.epoch_fn(tv, ntv, ov, self.x, self.y, order, key,
+                                                 self.hp)
         val_loss, val_acc = self.eval_fn(tv, ntv, self.x_val, self.y_val)
         loss, acc, val_loss, val_acc = (float(v) for v in
                                         jax.device_get((loss, acc, val_loss, val_acc)))
