@@ -73,15 +73,16 @@ def test_sqlite_study_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_pruned_trials_are_interrupted_runs(tmp_path, monkeypatch, capsys):
-    """Median pruning: pruned trials stop early, count as finished, and say `interrupted`."""
+@pytest.mark.parametrize("pruner", ["halving", "median"])
+def test_pruned_trials_are_interrupted_runs(pruner, tmp_path, monkeypatch, capsys):
+    """Pruning: pruned trials stop early, count as finished, and say `interrupted`."""
     import optuna
 
     from mlplab.tuning import SearchSpace, tune
 
     space = SearchSpace(data="mnist-sample", limit=300, epochs=6)
     result = tune(study_name="p", trials=12, runs_dir=tmp_path / "runs", space=space,
-                 pruner="median")
+                  pruner=pruner)
     states = [t.state for t in result.trials]
     assert len(states) == 12 and optuna.trial.TrialState.PRUNED in states
     for t in result.trials:

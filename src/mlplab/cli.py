@@ -383,16 +383,19 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
               help="stop this worker after S seconds")
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--data", default="mnist-sample", show_default=True, help=DATA_HELP)
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1),
-              help="epochs budget per trial")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="epochs budget per trial (pruning stops most trials long before it)")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="use only the first N training samples")
 @click.option("--validation", default="0.1", show_default=True,
               help="what trials are compared on: a held-out fraction of the training data, "
                    "or 'test' (then the test accuracy of the best trial is optimistic)")
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]),
-              default="median", show_default=True,
-              help="stop unpromising trials early on per-epoch validation accuracy")
+@click.option("--pruner", type=click.Choice(["halving", "hyperband", "median", "none"]),
+              default="halving", show_default=True,
+              help="stop unpromising trials early on per-epoch validation accuracy: halving "
+                   "(successive halving: at epochs 2, 6, 18… only the top third go on), "
+                   "hyperband (several halving brackets, some patient), median (stop below "
+                   "the median of earlier trials at the same epoch; gentle) or none")
 @click.option("--seed", default=42, show_default=True, type=int, help="TPE sampler seed")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
               show_default=True, help="where trial run directories live")

@@ -34,7 +34,7 @@ class SearchSpace:
     """What a study searches; stored in the study so that workers cannot disagree."""
 
     data: str = "mnist-sample"
-    epochs: int = 10  # the per-trial budget (pruning may stop a trial earlier)
+    epochs: int = 30  # the per-trial budget (pruning may stop a trial earlier)
     limit: int | None = None
     max_layers: int = 3
     # Trials are compared on a held-out tenth of the training data, never on the test set:
@@ -174,18 +174,42 @@ def opened_storage(url: str, *, heartbeat: int = 10) -> Iterator[Any]:
         storage.engine.dispose()
 
 
+# The first trial of a new study: a sound MNIST MLP (one 256-unit relu layer, Adam 1e-3).
+BASELINE = {"n_layers": 1, "units_0": 256, "optimizer": "adam", "activation": "relu",
+            "dropout": 0.2, "lr": 1e-3, "batch_size": 64, "weight_decay": 1e-4}
+
+PRUNERS = ("halving", "hyperband", "median", "none")
+
+
+def make_pruners(epochs: int) -> dict[str, Any]:
+    """The pruners ``--pruner`` offers, on per-epoch validation accuracy.
+
+    - ``halving`` (the default): asynchronous successive halving, Ray Tune's default
+      scheduler: at 2, 6, 18 … epochs a trial goes on only if it is in the top third of the
+      trials that reached that epoch. It is what saves time when a trial's cost is its epochs.
+    - ``hyperband``: several successive-halving brackets, from aggressive to patient (Optuna's
+      recommendation for TPE when it is unclear how early a good trial shows).
+    - ``median``: stop a trial below the median of earlier trials at the same epoch: gentle,
+      it rarely loses the best trial, and saves little when most trials are good.
+    """
+    import optuna
+
+    return {"halving": optuna.pruners.SuccessiveHalvingPruner(min_resource=2,
+                                                              reduction_factor=3),
+            "hyperband": optuna.pruners.HyperbandPruner(min_resource=2, max_resource=epochs),
+            "median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+            "none": optuna.pruners.NopPruner()}
+
+
 def load_or_create_study(name: str, storage: Any, space: SearchSpace, *, seed: int,
                          pruner: str) -> Any:
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
-    pruners = {"median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
-               "hyperband": optuna.pruners.HyperbandPruner(min_resource=2,
-                                                           max_resource=space.epochs),
-               "none": optuna.pruners.NopPruner()}
+    pruners = make_pruners(space.epochs)
     if pruner not in pruners:
-        raise ConfigError(f"--pruner: unknown pruner {pruner!r}; choose median, hyperband "
-                          "or none")
+        raise ConfigError(f"--pruner: unknown pruner {pruner!r}; choose "
+                          f"{', '.join(PRUNERS)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                 pruner=pruners[pruner], direction="maximize",
@@ -194,6 +218,10 @@ def load_or_create_study(name: str, storage: Any, space: SearchSpace, *, seed: i
     found = study.user_attrs.get("search_space")
     if found is None:
         study.set_user_attr("search_space", wanted)
+        # A known good starting point, as Optuna's docs advise: TPE ranks every complete trial
+        # above every pruned one, so a weak random first trial (which pruners let finish)
+        # would otherwise steer the sampler while most later trials are pruned.
+        study.enqueue_trial(BASELINE, skip_if_exists=True)
     elif found != wanted:
         raise ConfigError(f"study {name!r} already exists with a different search space "
                           f"(data {found.get('data')}, {found.get('epochs')} epochs, limit "
@@ -234,7 +262,7 @@ class TuneResult:
 
 def tune(*, study_name: str, trials: int, runs_dir: str | Path = "runs",
          storage: str | None = None, timeout: float | None = None,
-         space: SearchSpace = SearchSpace(), seed: int = 42, pruner: str = "median",
+         space: SearchSpace = SearchSpace(), seed: int = 42, pruner: str = "halving",
          heartbeat: int = 10, on_trial: Callable[[dict], None] | None = None) -> TuneResult:
     """Work on the study until it has ``trials`` finished trials (shared by all workers).
 
@@ -279,7 +307,8 @@ def run_study(study: Any, *, space: SearchSpace, runs_dir: str | Path, trials: i
 
         def report(row: dict) -> None:
             trial.report(row["val_accuracy"], row["epoch"])
-            if trial.should_prune():
+            # After the last epoch there is nothing left to save: the trial completes.
+            if row["epoch"] < config.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"at epoch {row['epoch']}")
 
         try:
