@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -443,13 +444,23 @@ def tune(ctx: click.Context, study: str | None, trials: int, timeout: float | No
         click.echo(f"best: trial {best.number}, val_accuracy {best.value:.4f}, {best.params}")
 
 
-@tune.command("best")
-@click.argument("name")
-@click.option("--storage", default=None, help=STORAGE_HELP)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
-              show_default=True, help="where the study's runs live")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="where to put the exported run  [default: runs/NAME-best]")
+def study_command(name: str, out_help: str) -> Callable:
+    """``mlplab tune NAME-OF-COMMAND STUDY`` with the options every study command shares."""
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed([
+                tune.command(name), click.argument("name"),
+                click.option("--storage", default=None, help=STORAGE_HELP),
+                click.option("--runs-dir", type=click.Path(path_type=Path),
+                             default=Path("runs"), show_default=True,
+                             help="where the study's runs live"),
+                click.option("--out", type=click.Path(path_type=Path), default=None,
+                             help=out_help)]):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+@study_command("best", "where to put the exported run  [default: runs/NAME-best]")
 def tune_best(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
     """Export the best trial as a run directory (for evaluate, predict, serve)."""
     from mlplab.tuning import export_best
@@ -458,13 +469,7 @@ def tune_best(name: str, storage: str | None, runs_dir: Path, out: Path | None) 
     click.echo(f"Exported the best trial to {path}")
 
 
-@tune.command("report")
-@click.argument("name")
-@click.option("--storage", default=None, help=STORAGE_HELP)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
-              show_default=True, help="where the study's runs live")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="folder for tune.html  [default: runs/tune-NAME]")
+@study_command("report", "folder for tune.html  [default: runs/tune-NAME]")
 def tune_report(name: str, storage: str | None, runs_dir: Path, out: Path | None) -> None:
     """Write tune.html: optimization history, parameter importances, parallel coordinates."""
     from mlplab.tuning import write_report
