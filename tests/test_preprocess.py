@@ -41,11 +41,6 @@ def plain_accuracy(reference, sample):
     return float((reference(x).argmax(1) == sample.y_test[:N]).mean())
 
 
-# Known shortfalls, measured and left visible rather than hidden by an easier generator:
-# a hard phone shadow whose edge runs through the digit leaves part of the edge as "ink".
-FLOOR = {"phone_photo": 0.93}
-
-
 @pytest.mark.parametrize("style", list(STYLES))
 def test_accuracy_per_user_style(style, reference, plain_accuracy, sample):
     rng = np.random.default_rng(1234)
@@ -53,7 +48,7 @@ def test_accuracy_per_user_style(style, reference, plain_accuracy, sample):
     acc = float((reference(np.stack(inputs).reshape(N, -1)).argmax(1) ==
                  sample.y_test[:N]).mean())
     print(f"{style:26s} {acc:.3f} (plain {plain_accuracy:.3f}, ratio {acc / plain_accuracy:.3f})")
-    assert acc >= FLOOR.get(style, 0.97) * plain_accuracy
+    assert acc >= 0.97 * plain_accuracy
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

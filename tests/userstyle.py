@@ -424,10 +424,34 @@ def slanted_and_squeezed(d, rng):
     return encode(compose(cov, 0.95, 0.1), "JPEG", quality=85)
 
 
+def boxed_or_underlined(d, rng):
+    """A digit written in a form's box, or underlined: a line that is not part of it."""
+    from PIL import ImageDraw
+
+    size = int(rng.integers(220, 380))
+    side = int(size * rng.uniform(1.6, 2.0))
+    cov = place((side, side), coverage(d, size), rng,
+                centred=True)
+    img = Image.fromarray((cov * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    top = left = (side - size) // 2
+    pad = int(size * rng.uniform(0.08, 0.25))
+    width = max(2, int(size * rng.uniform(0.02, 0.05)))
+    if rng.random() < 0.5:
+        draw.rectangle([left - pad, top - pad, left + size + pad, top + size + pad],
+                       outline=255, width=width)
+    else:
+        y = top + size + pad // 2
+        draw.line([left - pad, y, left + size + pad, y + int(rng.integers(-8, 9))], fill=255,
+                  width=width)
+    return encode(compose(np.asarray(img) / 255.0, 0.96, 0.08), "JPEG", quality=85)
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
     uneven_lighting, lined_paper, pencil, rotated_exif, cmyk_jpeg, palette_gif, png_16bit,
     webp, mnist_png, felt_tip, chalkboard, sticky_note, squared_paper, blurry_photo,
     phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
-    inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed)}
+    inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
+    boxed_or_underlined)}
