@@ -384,8 +384,9 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
               help="stop this worker after S seconds")
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--data", default="mnist-sample", show_default=True, help=DATA_HELP)
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1),
-              help="epochs budget per trial (pruning stops most trials long before it)")
+@click.option("--epochs", default=50, show_default=True, type=click.IntRange(min=1),
+              help="epochs budget per trial; pruning stops most trials at 2, 6 or 18 epochs, "
+                   "so only promising ones use it all")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="use only the first N training samples")
 @click.option("--validation", default="0.1", show_default=True,

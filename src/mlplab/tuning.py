@@ -34,7 +34,7 @@ class SearchSpace:
     """What a study searches; stored in the study so that workers cannot disagree."""
 
     data: str = "mnist-sample"
-    epochs: int = 30  # the per-trial budget (pruning may stop a trial earlier)
+    epochs: int = 50  # the per-trial budget (pruning stops most trials long before it)
     limit: int | None = None
     max_layers: int = 3
     # Trials are compared on a held-out tenth of the training data, never on the test set:
@@ -205,7 +205,12 @@ def load_or_create_study(name: str, storage: Any, space: SearchSpace, *, seed: i
                          pruner: str) -> Any:
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning for constant_liar
+        # constant_liar keeps parallel workers from sampling the same point while their
+        # trials run, as Optuna advises for distributed studies. (Multivariate TPE was
+        # measured too: with pruning it found a worse best trial, 0.942 against 0.950.)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, constant_liar=True)
     pruners = make_pruners(space.epochs)
     if pruner not in pruners:
         raise ConfigError(f"--pruner: unknown pruner {pruner!r}; choose "
