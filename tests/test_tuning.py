@@ -36,6 +36,10 @@ def test_sqlite_study_end_to_end(tmp_path, monkeypatch, capsys):
     study = tmp_path / "runs" / "tune-s"
     trials = sorted(p.name for p in study.glob("trial-*"))
     assert trials == ["trial-0000", "trial-0001", "trial-0002"]
+    from mlplab.tuning import BASELINE
+
+    first = json.loads((study / "trial-0000" / "config.json").read_text())
+    assert first["layers"] == [BASELINE["units_0"]] and first["lr"] == BASELINE["lr"]
     for name in trials:  # every trial is an ordinary run, trained on a held-out validation
         config = json.loads((study / name / "config.json").read_text())
         assert config["validation"] == "0.1" and config["seed"] == 42 and config["limit"] == 300
