@@ -275,3 +275,28 @@ def test_corrupted_files_are_errors_not_tracebacks(fmt, cut, flips):
         assert "\n" not in str(e) and str(e).startswith("f")
     else:
         assert out.shape == (28, 28) and np.isfinite(out).all()
+
+
+def test_hard_shadow_across_a_photo_is_not_ink(sample):
+    """A ruler's or hand's hard shadow crossing the page (and the digit): the digit comes
+    out as it does on evenly lit paper, not as the shadow's wedge."""
+    from userstyle import compose, coverage, encode
+
+    def photo(digit: np.ndarray, angle: float | None) -> bytes:
+        h, w, top, left = 600, 800, 150, 250
+        cov = np.zeros((h, w), np.float32)
+        cov[top:top + 300, left:left + 300] = coverage(digit, 300)
+        light = np.ones((h, w), np.float32)
+        if angle is not None:
+            yy, xx = np.mgrid[0:h, 0:w]
+            side = (yy - top - 150) * np.cos(angle) - (xx - left - 150) * np.sin(angle) > 0
+            light[side] = 0.55
+        return encode(compose(cov, 0.9 * light, 0.1 * light), "JPEG", quality=85)
+
+    overlaps = []
+    for i, d in enumerate(sample.x_test[:30]):
+        shadowed = preprocess_bytes(photo(d, 0.5 + 0.37 * i)) > 0.5
+        even = preprocess_bytes(photo(d, None)) > 0.5
+        overlaps.append((shadowed & even).sum() / max((shadowed | even).sum(), 1))
+    # Before division by the paper's brightness the median overlap was 0.59.
+    assert np.median(overlaps) >= 0.9, np.round(np.sort(overlaps), 2)

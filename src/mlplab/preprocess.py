@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mlplab.errors import ImageError
 
@@ -197,8 +197,17 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
                min(image.width, int((right + pad) * scale) + 1),
                min(image.height, int((bottom + pad) * scale) + 1))
         crop = to_grey(reduce_for_work(image.crop(box)))
+        # The first pass saw the whole page and chose the digit; the sharper look keeps to
+        # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
+        found = np.zeros(grey.shape, np.uint8)
+        y0, x0 = max(top - 1, 0), max(left - 1, 0)
+        found[y0:y0 + coverage.shape[0], x0:x0 + coverage.shape[1]] = 255 * (coverage > 0.05)
+        found = np.asarray(Image.fromarray(found).filter(ImageFilter.MaxFilter(5)).resize(
+            crop.shape[::-1], Image.Resampling.BILINEAR,
+            box=(box[0] / scale, box[1] / scale, min(box[2] / scale, grey.shape[1]),
+                 min(box[3] / scale, grey.shape[0]))), np.float32) / 255
         try:
-            coverage, _ = isolate_ink(crop, inverted=inverted)
+            coverage, _ = isolate_ink(crop, inverted=inverted, guide=found)
         except ImageError:
             pass  # keep the first pass's digit
     return render(coverage, normalize_stroke=normalize_stroke)
@@ -259,7 +268,8 @@ def is_inverted(grey: np.ndarray) -> bool:
     return 0.5 - kth(residual, k) > kth(residual, k, largest=True) - 0.5
 
 
-def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None) -> tuple[np.ndarray, tuple]:
+def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
+                guide: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
     """The digit's ink coverage (1 = ink, 0 = background), cropped; raise if there is none.
 
     Returns the crop and (top, bottom, left, right, inverted) in ``grey``'s coordinates.
@@ -273,12 +283,19 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None) -> tuple[np.n
     if inverted:
         grey = 1.0 - grey
     flat = flatten(grey)
+    if guide is not None:  # where ink may be (0-1), from an earlier look at the image
+        flat = flat * guide
     # The ink's brightness: the 3rd brightest pixel (a small digit on a big page is too few
     # pixels for a percentile), which must stand out from the pixel-to-pixel noise.
     contrast = top_value(flat) if flat.size > 20 else 0.0
     if contrast < max(0.1, 8 * noise_level(grey)):
         raise ImageError("no digit found: the image has no ink that stands out from the "
                          "background")
+    if inverted:
+        # Paper in a shadow reflects less light, and so does the ink on it: dividing by
+        # the paper's brightness (1 - background) gives both halves of the digit one level.
+        flat = flat / np.clip(1.0 - (grey - flat), 0.25, 1.0)
+        contrast = top_value(flat)
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
     strong = flat > max(t, 0.25)
@@ -291,6 +308,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None) -> tuple[np.n
     peaks = peaks[1:]
     boxes = ndimage.find_objects(labels)
     dropped = np.zeros(n + 1, bool)
+    dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
     for _ in range(2):
         keep = np.zeros(n + 1, bool)
         largest = sizes[~dropped[1:]].max()
@@ -330,6 +348,26 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None) -> tuple[np.n
     # One pixel of margin keeps the anti-aliased edge for resampling.
     crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
     return crop.astype(np.float32), (top, bottom, left, right, inverted)
+
+
+def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
+                 peaks: np.ndarray, boxes: list) -> np.ndarray:
+    """Pieces that are a shadow's solid wedge, not ink: they run into the frame and are far
+    wider than the strokes of the most ink-like piece that stays clear of the frame."""
+    h, w = labels.shape
+    n = len(sizes)
+    out = np.zeros(n, bool)
+    if n < 2:
+        return out
+    on_border = np.array([b[0].start == 0 or b[1].start == 0 or b[0].stop == h or
+                          b[1].stop == w for b in boxes])
+    inner = ~on_border & (sizes >= 4)
+    if not inner.any() or not on_border.any():
+        return out
+    outline = np.bincount(labels[strong & ~erode3(strong)], minlength=n + 1)[1:]
+    widths = 2.0 * sizes / np.maximum(outline, 1) + 1.0
+    ink = int(np.flatnonzero(inner)[np.argmax(peaks[inner])])
+    return on_border & (widths > max(2.5 * widths[ink], 5.0))
 
 
 def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.ndarray
