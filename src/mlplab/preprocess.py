@@ -533,7 +533,7 @@ def render(coverage: np.ndarray, *, normalize_stroke: bool = False) -> np.ndarra
     resampled (smoothly) to a larger working size, cut at half the ink level, cropped to
     the ink, optionally brought to MNIST's stroke width, and reduced by area averaging.
     """
-    mask = digit_mask(coverage)
+    mask = limit_slant(digit_mask(coverage))
     mask = normalize_stroke_width(mask, always=normalize_stroke)
     return centre_by_mass(fit_box(mask))
 
@@ -552,6 +552,36 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
         raise ImageError("no digit found: the ink is too faint or too small")
     rows, cols = np.nonzero(mask)
     return mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+# The slant of MNIST's digits (horizontal shift per row of the ink's moments, positive
+# leaning left), measured on 2,000 t10k digits: 5th percentile -0.40, 95th 0.38.
+MNIST_SLANT = 0.38
+
+
+def limit_slant(mask: np.ndarray) -> np.ndarray:
+    """Shear a digit slanted further than almost any in MNIST (a tilted camera or paper, a
+    very slanted hand) back to the edge of MNIST's range; others are left as they are."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 10:
+        return mask
+    yc, xc = ys - ys.mean(), xs - xs.mean()
+    slant = float((xc * yc).sum() / max(float((yc * yc).sum()), 1e-9))
+    excess = slant - float(np.clip(slant, -MNIST_SLANT, MNIST_SLANT))
+    if abs(excess) < 0.02:
+        return mask
+    h, w = mask.shape
+    grow = int(np.ceil(abs(excess) * h)) + 2
+    image = Image.fromarray(np.pad(mask, ((0, 0), (grow, grow))).astype(np.float32), mode="F")
+    cy = float(ys.mean())
+    # Output (x, y) samples input (x + excess·(y − cy), y): the slant drops by ``excess``.
+    out = np.asarray(image.transform(image.size, Image.Transform.AFFINE,
+                                     (1, excess, -excess * cy, 0, 1, 0),
+                                     Image.Resampling.BILINEAR), np.float32) > 0.5
+    if not out.any():
+        return mask
+    rows, cols = np.nonzero(out)
+    return out[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
 def fit_box(mask: np.ndarray) -> np.ndarray:
