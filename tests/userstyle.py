@@ -447,6 +447,28 @@ def boxed_or_underlined(d, rng):
     return encode(compose(np.asarray(img) / 255.0, 0.96, 0.08), "JPEG", quality=85)
 
 
+def hard_shadow_ballpoint(d, rng):
+    """A ballpoint digit photographed with a hand's or ruler's hard shadow falling across
+    it (and part of the page): half the digit is on darker paper, the shadow's edge is
+    straight and as dark as faint ink, the camera a little tilted."""
+    h, w = int(rng.integers(700, 1000)), int(rng.integers(600, 900))
+    size = int(rng.uniform(0.3, 0.55) * min(h, w))
+    cov = place((h, w), rotate(pen_coverage(d, size, rng.uniform(0.04, 0.08)),
+                               rng.uniform(-6, 6)), rng)
+    rows, cols = np.nonzero(cov > 0.5)
+    cy, cx = rows.mean(), cols.mean()
+    yy, xx = np.mgrid[0:h, 0:w]
+    angle = rng.uniform(0, np.pi)
+    side = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle) > rng.uniform(-0.2, 0.2) * size
+    shadow = ndimage.uniform_filter(np.where(side, rng.uniform(0.5, 0.7), 1.0),
+                                    int(rng.integers(3, 15)))
+    light = shadow * (0.85 + 0.15 * xx / w)
+    pixels = compose(cov, 0.92 * light, 0.15 * light) + rng.normal(0, 0.015, (h, w))
+    img = perspective(Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)), rng,
+                      0.04)
+    return encode(np.asarray(img) / 255.0, "JPEG", quality=int(rng.integers(75, 90)))
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -455,3 +477,8 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
     boxed_or_underlined)}
+
+# Styles the preprocessing does not yet bring to 0.97× plain accuracy (measured with the
+# test's judge: hard_shadow_ballpoint 0.93); tested against a lower bar, so that they can
+# only get better.
+BELOW_TARGET: dict[str, Style] = {"hard_shadow_ballpoint": hard_shadow_ballpoint}

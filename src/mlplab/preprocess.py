@@ -352,8 +352,9 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
 
 def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
                  peaks: np.ndarray, boxes: list) -> np.ndarray:
-    """Pieces that are a shadow's solid wedge, not ink: they run into the frame and are far
-    wider than the strokes of the most ink-like piece that stays clear of the frame."""
+    """Pieces that are a shadow, not ink: they run into the frame and are either far wider
+    than the strokes of the most ink-like piece clear of the frame (a solid wedge) or a
+    long straight line (a hard edge)."""
     h, w = labels.shape
     n = len(sizes)
     out = np.zeros(n, bool)
@@ -367,7 +368,16 @@ def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
     outline = np.bincount(labels[strong & ~erode3(strong)], minlength=n + 1)[1:]
     widths = 2.0 * sizes / np.maximum(outline, 1) + 1.0
     ink = int(np.flatnonzero(inner)[np.argmax(peaks[inner])])
-    return on_border & (widths > max(2.5 * widths[ink], 5.0))
+    out = on_border & (widths > max(2.5 * widths[ink], 5.0))
+    # A hard shadow's edge left as a thin line: straight, long, running into the frame.
+    for i in np.flatnonzero(on_border & ~out & (sizes >= 10)):
+        ys, xs = np.nonzero(labels[boxes[i]] == i + 1)
+        minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        straight = major > 0 and minor < 0.01 * major
+        if straight and np.sqrt(12 * major) > 0.5 * min(h, w) and \
+                sizes[~out].sum() - sizes[i] >= 0.3 * sizes[i]:
+            out[i] = True
+    return out
 
 
 def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.ndarray
@@ -458,6 +468,12 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     if not big.any():  # a few specks: no strokes to measure
         return flat
     width = float((2.0 * sizes[big] / np.maximum(outline[big], 1)).min()) + 1.0
+    # A thin digit run together with a shadow is one large piece: its ridge (the centre
+    # line's depth), in the thinner quarter, still tells the pen's width.
+    depth = ndimage.distance_transform_cdt(strong, metric="chessboard")
+    ridge = strong & (depth >= ndimage.maximum_filter(depth, size=3))
+    if ridge.any():
+        width = min(width, 2.0 * float(np.percentile(depth[ridge], 25)))
     size = max(11, int(3 * width + 4))
     if size >= 0.8 * largest:
         return flat
