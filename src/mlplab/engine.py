@@ -64,8 +64,10 @@ def gather(x: jax.Array, y: jax.Array, idx: jax.Array, key: jax.Array, config: T
     return xb, yb
 
 
-def correct(y_true: jax.Array, y_pred: jax.Array) -> jax.Array:
-    return jnp.sum(jnp.argmax(y_true, -1) == jnp.argmax(y_pred, -1)).astype(jnp.float32)
+def correct(y_true: jax.Array, y_pred: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """How many predictions are right (each counted by its weight, when given)."""
+    hits = (jnp.argmax(y_true, -1) == jnp.argmax(y_pred, -1)).astype(jnp.float32)
+    return jnp.sum(hits if weights is None else hits * weights)
 
 
 # Compiled epoch (+ validation) functions of recent engines, by everything their trace bakes
@@ -187,7 +189,7 @@ class FusedEngine:
                 xb, yb = gather(x, y, idx, jax.random.fold_in(key, i), config, augments)
                 (loss, (y_pred, ntv)), grads = grad_fn(tv, ntv, xb, yb, w)
                 tv, ov = optimizer.stateless_apply(ov, grads, tv)
-                hits = hits + jnp.sum(w * (jnp.argmax(yb, -1) == jnp.argmax(y_pred, -1)))
+                hits = hits + correct(yb, y_pred, w)
                 return (tv, ntv, ov, loss_sum + loss * jnp.sum(w), hits), None
 
             with runtime_hyperparameters(model, hp):
@@ -306,10 +308,9 @@ def numpy_layers(model: keras.Model) -> Callable[[np.ndarray], np.ndarray] | Non
         if isinstance(layer, keras.layers.Dropout):
             continue
         if isinstance(layer, keras.layers.Dense | keras.layers.Activation):
-            name = getattr(layer.activation, "__name__", None)
-            if name not in _NUMPY_ACTIVATIONS:
+            act = _NUMPY_ACTIVATIONS.get(getattr(layer.activation, "__name__", None))
+            if act is None:
                 return None
-            act = _NUMPY_ACTIVATIONS[name]
             if isinstance(layer, keras.layers.Activation):
                 steps.append(act)
                 continue

@@ -24,8 +24,8 @@ LAB_MODELS: dict[str, TrainConfig] = {
 }
 
 
-class NumpyInit:
-    """Keras's default Dense initializers (Glorot uniform kernel, zero bias), drawn by NumPy.
+class NumpyGlorotUniform:
+    """Keras's default Dense kernel initializer (Glorot uniform), drawn by NumPy.
 
     On JAX, Keras draws every new weight shape with a freshly compiled XLA program (0.1-0.3 s
     a shape), which made building a model cost more than training it for a few epochs. The
@@ -33,20 +33,22 @@ class NumpyInit:
     After the build the layers name Keras's own initializers, so saved models load anywhere.
     """
 
-    def __init__(self, seed: int, index: int, kind: str):
-        self.rng, self.kind = np.random.default_rng([seed, index]), kind
+    def __init__(self, seed: int, index: int):
+        self.rng = np.random.default_rng([seed, index])
 
     def __call__(self, shape, dtype=None):
-        if self.kind == "zeros":
-            return np.zeros(shape, dtype="float32")
-        fan_in, fan_out = shape[0], shape[-1]
-        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        limit = math.sqrt(6.0 / (shape[0] + shape[-1]))
         return self.rng.uniform(-limit, limit, size=shape).astype("float32")
 
 
+def numpy_zeros(shape, dtype=None) -> np.ndarray:
+    """Keras's default bias initializer, without a compiled program per shape."""
+    return np.zeros(shape, dtype="float32")
+
+
 def dense(units: int, *, seed: int, index: int, **kwargs) -> keras.layers.Dense:
-    return keras.layers.Dense(units, kernel_initializer=NumpyInit(seed, index, "glorot"),
-                              bias_initializer=NumpyInit(seed, index, "zeros"), **kwargs)
+    return keras.layers.Dense(units, kernel_initializer=NumpyGlorotUniform(seed, index),
+                              bias_initializer=numpy_zeros, **kwargs)
 
 
 def build_model(config: TrainConfig, *, name: str = "mlp", input_dim: int = INPUT_DIM,
