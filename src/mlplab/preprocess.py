@@ -192,10 +192,13 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
     scale = image.width / small.width
     side = max(bottom - top, right - left)
     if scale > 1.5 and side < 0.25 * WORK_SIDE:  # under 40 px: too few for the 80-px mask
-        pad = 0.25 * side + 2
-        box = (max(0, int((left - pad) * scale)), max(0, int((top - pad) * scale)),
-               min(image.width, int((right + pad) * scale) + 1),
-               min(image.height, int((bottom + pad) * scale) + 1))
+        # Enough paper around the digit for the crop's own background map (a crop under
+        # 48 px is taken as evenly lit, which a shadow's edge across it is not).
+        pad_y = max(0.25 * side + 2, (64 / scale - (bottom - top)) / 2)
+        pad_x = max(0.25 * side + 2, (64 / scale - (right - left)) / 2)
+        box = (max(0, int((left - pad_x) * scale)), max(0, int((top - pad_y) * scale)),
+               min(image.width, int((right + pad_x) * scale) + 1),
+               min(image.height, int((bottom + pad_y) * scale) + 1))
         crop = to_grey(reduce_for_work(image.crop(box)))
         # The first pass saw the whole page and chose the digit; the sharper look keeps to
         # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
@@ -253,8 +256,16 @@ def is_inverted(grey: np.ndarray) -> bool:
     margin = (background - darkest) - (brightest - background)
     if abs(margin) > 0.2 or min(grey.shape) < 48:
         return margin > 0
-    # Close call: a shadow across the page puts half the border in the dark. Then ask
-    # which way the ink departs from its local background, the median of its
+    # Close call: a shadow across the page puts much of the border in the dark, and the
+    # lit paper, brighter than the border's median, runs into the frame too. The ink
+    # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
+    border = border_pixels(grey)
+    low = kth(border, border.size // 50)
+    high = kth(border, border.size - 1 - border.size // 50)
+    beyond = (low - darkest) - (brightest - high)
+    if abs(beyond) > 0.15:
+        return beyond > 0
+    # Still close: ask which way the ink departs from its local background, the median of its
     # neighbourhood (a median keeps a shadow's edge where it is; the ink is a minority).
     from scipy import ndimage
 
@@ -433,6 +444,9 @@ def noise_level(grey: np.ndarray) -> float:
     return min(levels, default=0.0)
 
 
+RIDGE_PCT = 10
+
+
 def flatten(grey: np.ndarray) -> np.ndarray:
     """The ink standing out from its background (white-on-black ``grey``), ≥ 0.
 
@@ -453,11 +467,15 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     top = top_value(flat)
     if top <= 0:
         return flat
-    # An even background (a canvas, evenly lit paper, a plain gradient) is followed
-    # exactly by the wide window: the second pass is for shadows and vignettes.
-    if curvature(background) < min(0.05, 0.2 * top):
-        return flat
     strong = flat > max(otsu(flat / top), 0.25) * top
+    # An even background (a canvas, evenly lit paper, a plain gradient) is followed
+    # exactly by the wide window: the second pass is for shadows and vignettes, and for
+    # a shadow's band narrower than the window (it was taken for ink, so the background
+    # looks even) which then runs into the frame.
+    curved = curvature(background) >= min(0.05, 0.2 * top)
+    if not curved and not (strong[0].any() or strong[-1].any() or strong[:, 0].any()
+                           or strong[:, -1].any()):
+        return flat
     labels, n = ndimage.label(strong, structure=SQUARE)
     if n == 0:
         return flat
@@ -469,15 +487,29 @@ def flatten(grey: np.ndarray) -> np.ndarray:
         return flat
     width = float((2.0 * sizes[big] / np.maximum(outline[big], 1)).min()) + 1.0
     # A thin digit run together with a shadow is one large piece: its ridge (the centre
-    # line's depth), in the thinner quarter, still tells the pen's width.
+    # line's depth), in the thinner part, still tells the pen's width.
     depth = ndimage.distance_transform_cdt(strong, metric="chessboard")
     ridge = strong & (depth >= ndimage.maximum_filter(depth, size=3))
     if ridge.any():
-        width = min(width, 2.0 * float(np.percentile(depth[ridge], 25)))
+        width = min(width, 2.0 * float(np.percentile(depth[ridge], RIDGE_PCT)))
     size = max(11, int(3 * width + 4))
     if size >= 0.8 * largest:
         return flat
-    return np.clip(grey - background_map(grey, size), 0, None)
+    narrow = np.clip(grey - background_map(grey, size), 0, None)
+    if curved:
+        return narrow
+    # Only what the narrow window removes at the frame is a shadow's band; what it removes
+    # inside (the middle of a blobby stroke wider than the pen's usual width) stays ink.
+    removed = strong & (narrow <= max(otsu(flat / top), 0.25) * top)
+    labels, n = ndimage.label(removed, structure=SQUARE)
+    at_frame = np.zeros(n + 1, bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        at_frame[border] = True
+    at_frame[0] = False
+    if not at_frame.any():
+        return flat
+    band = ndimage.binary_dilation(at_frame[labels], structure=SQUARE, iterations=2)
+    return np.where(band, narrow, flat)
 
 
 def curvature(background: np.ndarray) -> float:
@@ -519,6 +551,10 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
         opened = np.repeat(np.repeat(opened, 2, 0), 2, 1)
         opened = np.pad(opened, ((0, h - h2), (0, w - w2)), mode="edge")
+        # A block straddling a shadow's edge took the dark side's value: one pixel of
+        # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
+        # instead of leaving a thin line of "ink" along it.
+        opened = ndimage.maximum_filter(opened, size=3)
     else:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
     return np.minimum(ndimage.uniform_filter(opened, size=3), grey)
