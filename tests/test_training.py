@@ -76,6 +76,22 @@ def test_held_out_validation_fraction(tiny):
     assert len(split.x_train) == 240 and len(split.x_val) == 60
 
 
+def test_test_half_validation_keeps_the_other_half_unseen(sample):
+    from mlplab.training import split_data
+
+    split = split_data(sample, TrainConfig(validation="test-half", seed=1))
+    assert len(split.x_train) == 5000 and len(split.x_val) == 5000  # all training digits train
+    val, unseen = sample.test_halves()
+    assert len(val) == len(unseen) == 5000 and not set(val) & set(unseen)
+    assert np.array_equal(split.x_val, sample.x_test[val].reshape(5000, -1))
+    # the same halves for every seed, and mixed from both ends of t10k (its halves differ)
+    assert np.array_equal(split_data(sample, TrainConfig(validation="test-half", seed=2)).y_val,
+                          split.y_val)
+    assert 2000 < (val < 5000).sum() < 3000
+    held = sample.unseen_test_half()
+    assert np.array_equal(held.y_test, sample.y_test[unseen]) and "unseen half" in held.name
+
+
 def test_run_directory_is_complete(tmp_path, tiny):
     config = TrainConfig(layers=(8,), epochs=2, optimizer="adamw", schedule="cosine",
                          warmup_epochs=1)

@@ -40,9 +40,10 @@ def test_sqlite_study_end_to_end(tmp_path, monkeypatch, capsys):
 
     first = json.loads((study / "trial-0000" / "config.json").read_text())
     assert first["layers"] == [BASELINE["units_0"]] and first["lr"] == BASELINE["lr"]
-    for name in trials:  # every trial is an ordinary run, trained on a held-out validation
+    for name in trials:  # every trial is an ordinary run, validated on half of the test set
         config = json.loads((study / name / "config.json").read_text())
-        assert config["validation"] == "0.1" and config["seed"] == 42 and config["limit"] == 300
+        assert config["validation"] == "test-half" and config["seed"] == 42
+        assert config["limit"] == 300
         assert (study / name / "status").read_text().strip() in ("complete", "interrupted")
     # a second worker on a finished study does nothing more
     code, out, _ = run_cli(["tune", "--study", "s", "--trials", "3", *TINY], capsys)
@@ -55,8 +56,11 @@ def test_sqlite_study_end_to_end(tmp_path, monkeypatch, capsys):
     chosen = json.loads((best / "tune.json").read_text())
     last = (best / "history.csv").read_text().strip().splitlines()[-1].split(",")
     assert float(last[4]) == chosen["value"]
-    code, out, err = run_cli(["evaluate", str(best)], capsys)
-    assert code == 0 and "accuracy" in out, err
+    code, out, err = run_cli(["evaluate", str(best), "--json"], capsys)
+    assert code == 0, err
+    evaluation = json.loads(out)  # tested on the half of t10k no trial was compared on
+    assert evaluation["data"]["test_size"] == 5000
+    assert "unseen half" in evaluation["data"]["name"]
     # predict and serve accept it too
     from PIL import Image
 

