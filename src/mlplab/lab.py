@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,36 +80,47 @@ def run_lab(dataset: Dataset, out: Path, options: LabOptions, *,
     summaries: dict[str, str] = {}
     histories: dict[str, list[dict]] = {}
     environment: dict = {}
-    for model_name in options.models:
-        config = lab_config(model_name, options)
-        run = runs.create_run(out, model_name, config,
-                              history_columns=runs.LAB_HISTORY_COLUMNS)
+    finished: list[tuple[str, runs.Run, Future]] = []
+    # Each model's pictures, evaluation panels and saved model are written in a side thread
+    # while the next model trains: training keeps one core busy inside XLA (the GIL is free
+    # meanwhile) and the machine has another.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-finish") as side:
+        for model_name in options.models:
+            config = lab_config(model_name, options)
+            run = runs.create_run(out, model_name, config,
+                                  history_columns=runs.LAB_HISTORY_COLUMNS)
 
-        def show_model(model, name=model_name, config=config):
-            summaries[name] = summary_text(model)
-            echo(f"\n{name}: {config.describe()}, SGD lr {config.lr}\n{summaries[name]}")
+            def show_model(model, name=model_name, config=config):
+                summaries[name] = summary_text(model)
+                echo(f"\n{name}: {config.describe()}, SGD lr {config.lr}\n{summaries[name]}")
 
-        trained = runs.train_run(
-            run, config, dataset, name=model_name, verbose=verbose, on_model=show_model,
-            on_epoch=(lambda row, n=model_name: on_epoch(n, row)) if on_epoch else None)
-        histories[model_name] = trained.history
+            trained = runs.fit_run(  # on an error, leaving `with` still finishes the others
+                run, config, dataset, name=model_name, verbose=verbose, on_model=show_model,
+                on_epoch=(lambda row, n=model_name: on_epoch(n, row)) if on_epoch else None)
+            finished.append((model_name, run, side.submit(
+                runs.finish_run, run, trained, config, dataset, name=model_name)))
+            histories[model_name] = trained.history
+            final = trained.history[-1]
+            result.rows.append({
+                "model": model_name, "layers": config.describe(),
+                "params": int(trained.model.count_params()), "loss": final["loss"],
+                "accuracy": final["accuracy"], "val_loss": final["val_loss"],
+                "val_accuracy": final["val_accuracy"], "seconds": trained.seconds,
+            })
+            environment = run.environment()
+            if trained.status != "complete":
+                result.status = trained.status
+                break
+        comparison = side.submit(plots.comparison_png, histories,
+                                 title="the lab's three models")  # matplotlib: one thread
+    images["comparison.png"] = comparison.result()
+    runs.write_bytes(out / "comparison.png", images["comparison.png"])
+    for model_name, run, future in finished:
+        future.result()  # a failure in the side thread surfaces here
         for picture in ("curves.png", "confusion.png", "mistakes.png"):
             if (run.path / picture).exists():
                 images[f"{model_name}/{picture}"] = (run.path / picture).read_bytes()
-        final = trained.history[-1]
-        result.rows.append({
-            "model": model_name, "layers": config.describe(),
-            "params": int(trained.model.count_params()), "loss": final["loss"],
-            "accuracy": final["accuracy"], "val_loss": final["val_loss"],
-            "val_accuracy": final["val_accuracy"], "seconds": trained.seconds,
-        })
-        environment = run.environment()
-        if trained.status != "complete":
-            result.status = trained.status
-            break
 
-    images["comparison.png"] = plots.comparison_png(histories, title="the lab's three models")
-    runs.write_bytes(out / "comparison.png", images["comparison.png"])
     md, page = reports.lab_report(out=out, data=dataset.info(), rows=result.rows,
                                   environment=environment, seed=options.seed,
                                   epochs=options.epochs, batch_size=options.batch_size,

@@ -258,29 +258,49 @@ def train_run(run: Run, config: TrainConfig, dataset: Any, *, resume: bool = Fal
     ``dataset`` is a :class:`mlplab.data.Dataset`; returns the training result. The status
     file says running / complete / interrupted / failed at every moment.
     """
-    from mlplab.plots import curves_png
+    result = fit_run(run, config, dataset, resume=resume, name=name, verbose=verbose,
+                     on_epoch=on_epoch, on_model=on_model)
+    finish_run(run, result, config, dataset, name=name)
+    return result
+
+
+def fit_run(run: Run, config: TrainConfig, dataset: Any, *, resume: bool = False,
+            name: str = "mlp", verbose: int = 0, on_epoch: Any = None,
+            on_model: Any = None) -> Any:
+    """The training part of :func:`train_run`; the run stays ``running`` until
+    :func:`finish_run` has written its model and pictures."""
     from mlplab.training import train
 
     if not (run.path / "environment.json").exists():
         write_json(run.path / "environment.json", describe_environment(dataset.info()))
     run.set_status("running")
     try:
-        result = train(config, dataset, run=run, resume=resume, name=name, verbose=verbose,
-                       on_epoch=on_epoch, on_model=on_model)
+        return train(config, dataset, run=run, resume=resume, name=name, verbose=verbose,
+                     on_epoch=on_epoch, on_model=on_model)
     except BaseException:
         run.set_status("failed")
         raise
-    from mlplab.models import save_model
 
-    with atomic_path(run.model_path) as tmp:  # the temporary name keeps the .keras suffix
-        save_model(result.model, tmp)
-    if result.history:
-        write_bytes(run.path / "curves.png", curves_png(result.history, title=name))
-    write_json(run.path / "metrics.json", run_metrics(result, config))
-    if result.status == "complete" and config.validation == "test":
-        evaluate_into(run, result.model, dataset)
+
+def finish_run(run: Run, result: Any, config: TrainConfig, dataset: Any, *,
+               name: str = "mlp") -> None:
+    """Model, curves, metrics and (when validated on the test set) evaluation panels, then
+    the final status. Safe in a worker thread while the next model trains (the lab does so)."""
+    from mlplab.models import save_model
+    from mlplab.plots import curves_png
+
+    try:
+        with atomic_path(run.model_path) as tmp:  # the temporary name keeps the .keras suffix
+            save_model(result.model, tmp)
+        if result.history:
+            write_bytes(run.path / "curves.png", curves_png(result.history, title=name))
+        write_json(run.path / "metrics.json", run_metrics(result, config))
+        if result.status == "complete" and config.validation == "test":
+            evaluate_into(run, result.model, dataset)
+    except BaseException:
+        run.set_status("failed")
+        raise
     run.set_status(result.status)
-    return result
 
 
 def evaluate_into(run: Run, model: Any, dataset: Any) -> None:
