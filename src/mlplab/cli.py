@@ -386,7 +386,7 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--data", default="mnist-sample", show_default=True, help=DATA_HELP)
 @click.option("--epochs", default=50, show_default=True, type=click.IntRange(min=1),
-              help="epochs budget per trial; pruning stops most trials at 2, 6 or 18 epochs, "
+              help="epochs budget per trial; pruning stops most trials at 3, 9 or 27 epochs, "
                    "so only promising ones use it all")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="use only the first N training samples")
@@ -399,7 +399,7 @@ STORAGE_HELP = ("study storage URL, e.g. postgresql://user:pw@host/db to share o
 @click.option("--pruner", type=click.Choice(["halving", "hyperband", "median", "none"]),
               default="halving", show_default=True,
               help="stop unpromising trials early on per-epoch validation accuracy: halving "
-                   "(successive halving: at epochs 2, 6, 18… only the top third go on), "
+                   "(successive halving: at epochs 3, 9, 27… only the top third go on), "
                    "hyperband (several halving brackets, some patient), median (stop below "
                    "the median of earlier trials at the same epoch; gentle) or none")
 @click.option("--seed", default=42, show_default=True, type=int, help="TPE sampler seed")
