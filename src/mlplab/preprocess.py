@@ -279,6 +279,57 @@ def is_inverted(grey: np.ndarray) -> bool:
     return 0.5 - kth(residual, k) > kth(residual, k, largest=True) - 0.5
 
 
+def mask_desk(grey: np.ndarray) -> np.ndarray:
+    """A sheet of paper photographed on a darker desk (or a photo rotated with its
+    corners filled black): what lies outside the sheet becomes the sheet's colour, so
+    that the desk's edge is neither the background the polarity is judged by nor ink."""
+    from scipy import ndimage
+
+    h, w = grey.shape
+    if min(h, w) < 48:
+        return grey
+    t = otsu(grey)
+    border = border_pixels(grey)
+    bright = grey > t
+    # Some of the frame darker than the threshold, a large bright region inside it.
+    if (border < t).mean() < 0.01 or not 0.3 < bright.mean() < 0.995:
+        return grey
+    labels, n = ndimage.label(bright, structure=SQUARE)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    sheet = labels == 1 + int(np.argmax(sizes))
+    filled = ndimage.binary_fill_holes(sheet)
+    rows, cols = np.nonzero(filled)
+    box_area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    # A sheet is solid (a quadrilateral holding a few ink strokes), a digit's strokes,
+    # however bold, are not.
+    # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
+    # the digit is not a sheet.
+    holes = int(filled.sum() - sheet.sum())
+    if filled.sum() < 0.25 * grey.size or filled.sum() < 0.7 * box_area or \
+            holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
+        return grey
+    inside = ndimage.binary_erosion(filled, structure=SQUARE, iterations=2)
+    if not inside.any():
+        return grey
+    # A desk holds no ink; paper in a shadow does (the ink there is far darker than it).
+    # Judged away from the sheet's edge (a thin black sliver's edge is grey, not desk).
+    core = ndimage.binary_erosion(~filled, structure=SQUARE, iterations=2, border_value=1)
+    paper = float(np.median(grey[sheet & inside]))
+    if not core.any():  # only slivers at the frame (a slightly rotated photo's corners)
+        return np.where(inside, grey, paper).astype(np.float32)
+    outside = grey[core]
+    level = float(np.median(outside))
+    # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
+    # gradient or a vignette, split in two by the threshold, has them everywhere).
+    gap = paper - level
+    if gap < 0.15 or ((grey > level + gap / 4) & (grey < paper - gap / 4)).mean() > 0.05:
+        return grey
+    darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
+    if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= max(5, grey.size // 2000):
+        return grey
+    return np.where(inside, grey, paper).astype(np.float32)
+
+
 def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
                 guide: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
     """The digit's ink coverage (1 = ink, 0 = background), cropped; raise if there is none.
@@ -290,6 +341,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
 
     h, w = grey.shape
     if inverted is None:
+        grey = mask_desk(grey)
         inverted = is_inverted(grey)
     if inverted:
         grey = 1.0 - grey
@@ -309,7 +361,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         contrast = top_value(flat)
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
-    strong = flat > max(t, 0.25)
+    strong = drop_pale_lines(flat > max(t, 0.25), flat)
     labels, n = ndimage.label(strong, structure=SQUARE)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
@@ -359,6 +411,60 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # One pixel of margin keeps the anti-aliased edge for resampling.
     crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
     return crop.astype(np.float32), (top, bottom, left, right, inverted)
+
+
+def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Printed lines (ruled paper, a margin) that the digit touches or crosses: paler than
+    the ink, straight, running into the frame. Joined to the digit (and to each other by a
+    margin line) they make one piece that the tests on whole pieces cannot drop."""
+    from scipy import ndimage
+
+    h, w = strong.shape
+    if min(h, w) < 48 or not (strong[0].any() or strong[-1].any() or strong[:, 0].any()
+                              or strong[:, -1].any()):
+        return strong
+    labels, n = ndimage.label(strong, structure=SQUARE)
+    out = strong
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if not ((box[1].stop - box[1].start > 0.6 * w or box[0].stop - box[0].start > 0.6 * h)
+                and (box[0].start == 0 or box[1].start == 0 or box[0].stop == h
+                     or box[1].stop == w)):
+            continue
+        piece = labels[box] == i
+        if n > 1 and is_grid(piece, h, w):  # ruled lines joined by a margin, apart from the digit
+            out = out.copy() if out is strong else out
+            out[box][piece] = False
+            continue
+        values = flat[box][piece]
+        pale = piece & (flat[box] < 0.5 * float(np.percentile(values, 90)))
+        pale_labels, m = ndimage.label(pale, structure=SQUARE)
+        for j, sub in enumerate(ndimage.find_objects(pale_labels), start=1):
+            ys, xs = np.nonzero(pale_labels[sub] == j)
+            if len(ys) < 8:
+                continue
+            ys, xs = ys + sub[0].start + box[0].start, xs + sub[1].start + box[1].start
+            if not (ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1):
+                continue
+            minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+            if major > 0 and minor < 0.01 * major and np.sqrt(12 * major) > 0.25 * min(h, w):
+                if out is strong:
+                    out = strong.copy()
+                out[ys, xs] = False
+    return out
+
+
+def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
+    """A piece made of two or more straight rows or columns running across most of the
+    (h×w) frame and little else: ruled lines, a margin, squares."""
+    from scipy import ndimage
+
+    # Counted over three rows (columns): a line a little off level still adds up.
+    rows = ndimage.convolve1d(piece.sum(1), np.ones(3, np.intp), mode="constant") >= 0.6 * w
+    cols = ndimage.convolve1d(piece.sum(0), np.ones(3, np.intp), mode="constant") >= 0.6 * h
+    groups = int((np.diff(rows.astype(np.int8)) == 1).sum() + rows[0]) + \
+        int((np.diff(cols.astype(np.int8)) == 1).sum() + cols[0])
+    on_lines = piece & (rows[:, None] | cols[None, :])
+    return groups >= 2 and on_lines.sum() >= 0.9 * piece.sum()
 
 
 def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
