@@ -42,16 +42,15 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
 
 def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None = None,
                   normalize_stroke: bool = False) -> list[Prediction]:
-    """Preprocess every file (one error per bad file) and predict the good ones in a batch."""
+    """Preprocess every file (one error per bad file) and predict the good ones in a batch.
+
+    The model (and Keras with it) is loaded only once some image has passed: a refused
+    decompression bomb or a wrong file costs milliseconds and a few MB, not a Keras start.
+    """
     from mlplab import preprocess
-    from mlplab.engine import predict_fn
-    from mlplab.models import load_model
     from mlplab.runs import open_run, write_bytes
 
-    model = load_model(open_run(run_path).model_path)
-    if model.input_shape[-1] != 784:
-        raise RunError(f"{run_path}: its model takes {model.input_shape[-1]} inputs, not 28×28 "
-                       "images")
+    run = open_run(run_path)  # a folder that is not a run fails before any work
     results, inputs = [], []
     for path in expand_inputs(paths):
         result = Prediction(str(path))
@@ -73,6 +72,13 @@ def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None 
             result.error = message if message.startswith(str(path)) else f"{path}: {message}"
         results.append(result)
     if inputs:
+        from mlplab.engine import predict_fn
+        from mlplab.models import load_model
+
+        model = load_model(run.model_path)
+        if model.input_shape[-1] != 784:
+            raise RunError(f"{run_path}: its model takes {model.input_shape[-1]} inputs, not "
+                           "28×28 images")
         probs = predict_fn(model)(np.stack(inputs).reshape(len(inputs), -1))
         good = [r for r in results if not r.error]
         for r, p in zip(good, probs, strict=True):
