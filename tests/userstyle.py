@@ -469,6 +469,51 @@ def hard_shadow_ballpoint(d, rng):
     return encode(np.asarray(img) / 255.0, "JPEG", quality=int(rng.integers(75, 90)))
 
 
+def sheet_on_desk(d, rng):
+    """A sheet of paper photographed on a desk, a little rotated: the desk shows around it
+    (or, half the time, a rotated photo's black corners); the sheet is the paper."""
+    size = int(rng.integers(250, 400))
+    side = int(size * rng.uniform(1.6, 2.2))
+    cov = place((side, side), rotate(pen_coverage(d, size, rng.uniform(0.05, 0.1)),
+                                     rng.uniform(-5, 5)), rng, centred=True)
+    paper = np.float32(rng.uniform(0.8, 0.95)) * np.array([1.0, 0.97, 0.9], np.float32)
+    sheet = Image.fromarray((compose(cov, paper, np.array([0.1, 0.1, 0.15], np.float32))
+                             * 255).astype(np.uint8))
+    angle = float(rng.uniform(-12, 12))
+    if rng.random() < 0.5:
+        desk = tuple(int(c) for c in rng.integers(20, 140, 3))
+        sheet = sheet.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=desk)
+        frame = Image.new("RGB", (int(sheet.width * 1.15), int(sheet.height * 1.15)), desk)
+        frame.paste(sheet, ((frame.width - sheet.width) // 2, (frame.height - sheet.height) // 2))
+    else:
+        frame = sheet.rotate(angle, Image.Resampling.BILINEAR)  # black corners
+    pixels = np.asarray(frame, np.float32) / 255 + rng.normal(0, 0.015, (frame.height,
+                                                                      frame.width, 1))
+    return encode(pixels, "JPEG", quality=int(rng.integers(70, 90)))
+
+
+def ruled_margin_touching(d, rng):
+    """A digit on ruled paper with a red margin line, sitting on or crossing a ruled line:
+    the lines and the margin join into one comb, the digit touches it."""
+    h, w = int(rng.integers(450, 700)), int(rng.integers(450, 700))
+    spacing = int(rng.integers(45, 80))
+    size = int(spacing * rng.uniform(1.3, 2.2))
+    first = int(rng.integers(10, spacing))
+    lines = np.arange(first, h, spacing)
+    line = int(rng.choice(lines[(lines > size) & (lines < h - size // 2 - 5)]))
+    top = line - size + int(size * rng.uniform(0.0, 0.5))
+    left = int(rng.integers(70, w - size))
+    cov = np.zeros((h, w), np.float32)
+    cov[top:top + size, left:left + size] = pen_coverage(d, size, rng.uniform(0.06, 0.1))
+    paper = np.ones((h, w, 3), np.float32) * np.array([0.98, 0.98, 0.94], np.float32)
+    for y in lines:
+        paper[y:y + int(rng.integers(1, 4))] = np.array([0.62, 0.72, 0.9], np.float32)
+    margin = int(rng.integers(25, 60))
+    paper[:, margin:margin + 2] = np.array([0.9, 0.45, 0.45], np.float32)
+    pixels = compose(cov, paper, np.array([0.1, 0.12, 0.3], np.float32))
+    return encode(pixels + rng.normal(0, 0.015, (h, w, 1)), "JPEG", quality=85)
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -476,4 +521,4 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     webp, mnist_png, felt_tip, chalkboard, sticky_note, squared_paper, blurry_photo,
     phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
-    boxed_or_underlined, hard_shadow_ballpoint)}
+    boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching)}

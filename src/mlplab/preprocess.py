@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mlplab.errors import ImageError
 
@@ -162,8 +162,8 @@ def to_mnist(image: Image.Image | np.ndarray, *, normalize_stroke: bool = False)
         return grey.astype(np.float32)
     if max(grey.shape) > 2 * WORK_SIDE:
         return image_to_mnist(Image.fromarray(grey, mode="F"), normalize_stroke=normalize_stroke)
-    coverage, _ = isolate_ink(grey)
-    return render(coverage, normalize_stroke=normalize_stroke)
+    coverage, (*_, tilt) = isolate_ink(grey)
+    return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
 
 
 def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.ndarray:
@@ -180,7 +180,7 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
     if is_mnist_style(grey):
         return np.clip(grey, 0, 1).astype(np.float32)
     try:
-        coverage, (top, bottom, left, right, inverted) = isolate_ink(grey)
+        coverage, (top, bottom, left, right, inverted, tilt) = isolate_ink(grey)
     except ImageError:
         if max(image.size) <= WORK_SIDE:
             raise
@@ -188,7 +188,7 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         # at three times the size before giving up (only blank images pay for this).
         small = reduce_for_work(image, side=3 * WORK_SIDE)
         grey = to_grey(small)
-        coverage, (top, bottom, left, right, inverted) = isolate_ink(grey)
+        coverage, (top, bottom, left, right, inverted, tilt) = isolate_ink(grey)
     scale = image.width / small.width
     side = max(bottom - top, right - left)
     if scale > 1.5 and side < 0.25 * WORK_SIDE:  # under 40 px: too few for the 80-px mask
@@ -205,7 +205,10 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         found = np.zeros(grey.shape, np.uint8)
         y0, x0 = max(top - 1, 0), max(left - 1, 0)
         found[y0:y0 + coverage.shape[0], x0:x0 + coverage.shape[1]] = 255 * (coverage > 0.05)
-        found = np.asarray(Image.fromarray(found).filter(ImageFilter.MaxFilter(5)).resize(
+        from scipy import ndimage
+
+        found = ndimage.maximum_filter(found, size=5)
+        found = np.asarray(Image.fromarray(found).resize(
             crop.shape[::-1], Image.Resampling.BILINEAR,
             box=(box[0] / scale, box[1] / scale, min(box[2] / scale, grey.shape[1]),
                  min(box[3] / scale, grey.shape[0]))), np.float32) / 255
@@ -213,7 +216,17 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
             coverage, _ = isolate_ink(crop, inverted=inverted, guide=found)
         except ImageError:
             pass  # keep the first pass's digit
-    return render(coverage, normalize_stroke=normalize_stroke)
+    return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
+
+
+def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
+    """Turn the digit's coverage back by the tilt of the sheet it was written on."""
+    if not tilt:
+        return coverage
+    image = Image.fromarray(coverage.astype(np.float32), mode="F")
+    return np.asarray(image.rotate(tilt, Image.Resampling.BILINEAR, expand=True),
+                      np.float32)
+
 
 
 def kth(x: np.ndarray, k: int, *, largest: bool = False) -> float:
@@ -279,21 +292,30 @@ def is_inverted(grey: np.ndarray) -> bool:
     return 0.5 - kth(residual, k) > kth(residual, k, largest=True) - 0.5
 
 
-def mask_desk(grey: np.ndarray) -> np.ndarray:
+def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """A sheet of paper photographed on a darker desk (or a photo rotated with its
     corners filled black): what lies outside the sheet becomes the sheet's colour, so
-    that the desk's edge is neither the background the polarity is judged by nor ink."""
+    that the desk's edge is neither the background the polarity is judged by nor ink.
+    Also returns the sheet's tilt in degrees (its edges' direction; 0 when no sheet is
+    found): the digit was written upright on the sheet."""
     from scipy import ndimage
 
     h, w = grey.shape
     if min(h, w) < 48:
-        return grey
+        return grey, 0.0
     t = otsu(grey)
     border = border_pixels(grey)
     bright = grey > t
     # Some of the frame darker than the threshold, a large bright region inside it.
     if (border < t).mean() < 0.01 or not 0.3 < bright.mean() < 0.995:
-        return grey
+        return grey, 0.0
+    # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
+    # gradient or a vignette, split in two by the threshold, has them everywhere).
+    sample = grey[::2, ::2]
+    level, paper = float(np.median(sample[sample <= t])), float(np.median(sample[sample > t]))
+    gap = paper - level
+    if gap < 0.15 or ((sample > level + gap / 4) & (sample < paper - gap / 4)).mean() > 0.1:
+        return grey, 0.0
     labels, n = ndimage.label(bright, structure=SQUARE)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sheet = labels == 1 + int(np.argmax(sizes))
@@ -307,27 +329,43 @@ def mask_desk(grey: np.ndarray) -> np.ndarray:
     holes = int(filled.sum() - sheet.sum())
     if filled.sum() < 0.25 * grey.size or filled.sum() < 0.7 * box_area or \
             holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
-        return grey
-    inside = ndimage.binary_erosion(filled, structure=SQUARE, iterations=2)
+        return grey, 0.0
+    inside = erode3(erode3(filled))
     if not inside.any():
-        return grey
+        return grey, 0.0
     # A desk holds no ink; paper in a shadow does (the ink there is far darker than it).
     # Judged away from the sheet's edge (a thin black sliver's edge is grey, not desk).
-    core = ndimage.binary_erosion(~filled, structure=SQUARE, iterations=2, border_value=1)
+    core = ~dilate3(dilate3(filled))
     paper = float(np.median(grey[sheet & inside]))
     if not core.any():  # only slivers at the frame (a slightly rotated photo's corners)
-        return np.where(inside, grey, paper).astype(np.float32)
+        return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
     outside = grey[core]
     level = float(np.median(outside))
-    # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
-    # gradient or a vignette, split in two by the threshold, has them everywhere).
-    gap = paper - level
-    if gap < 0.15 or ((grey > level + gap / 4) & (grey < paper - gap / 4)).mean() > 0.05:
-        return grey
     darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
     if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= max(5, grey.size // 2000):
-        return grey
-    return np.where(inside, grey, paper).astype(np.float32)
+        return grey, 0.0
+    return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
+
+
+def sheet_tilt(sheet: np.ndarray) -> float:
+    """The direction of a sheet's straight edges inside the frame, in degrees (within
+    ±20°; 0 when the edges are not straight and square enough to tell)."""
+    from scipy import ndimage
+
+    edge = sheet & ~erode3(sheet)
+    edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = False, False, False, False
+    if edge.sum() < 20:
+        return 0.0
+    smooth = ndimage.uniform_filter(sheet.astype(np.float32), 5)
+    gy, gx = np.gradient(smooth)
+    gy, gx = gy[edge], gx[edge]
+    weight = np.hypot(gy, gx)
+    phi = 4 * np.arctan2(gy, gx)  # edges at right angles agree modulo 90°
+    c, s = float((weight * np.cos(phi)).sum()), float((weight * np.sin(phi)).sum())
+    if np.hypot(c, s) < 0.6 * float(weight.sum()):
+        return 0.0
+    tilt = float(np.degrees(np.arctan2(s, c) / 4))
+    return tilt if 1.0 <= abs(tilt) <= 20.0 else 0.0
 
 
 def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
@@ -340,8 +378,9 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     from scipy import ndimage
 
     h, w = grey.shape
+    tilt = 0.0
     if inverted is None:
-        grey = mask_desk(grey)
+        grey, tilt = mask_desk(grey)
         inverted = is_inverted(grey)
     if inverted:
         grey = 1.0 - grey
@@ -410,7 +449,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     # One pixel of margin keeps the anti-aliased edge for resampling.
     crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
-    return crop.astype(np.float32), (top, bottom, left, right, inverted)
+    return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
 
 
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -633,6 +672,13 @@ def erode3(mask: np.ndarray) -> np.ndarray:
     p = np.pad(mask, 1)
     rows = p[:-2] & p[1:-1] & p[2:]
     return rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
+
+
+def dilate3(mask: np.ndarray) -> np.ndarray:
+    """Binary dilation by a 3×3 square (outside the image counts as background)."""
+    p = np.pad(mask, 1)
+    rows = p[:-2] | p[1:-1] | p[2:]
+    return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
 
 
 def background_map(grey: np.ndarray, size: int) -> np.ndarray:
