@@ -428,6 +428,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         if not frames:
             break
         dropped[frames] = True
+    keep[stray_corners(np.flatnonzero(keep), boxes, sizes, h, w)] = False
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
     strong = keep[labels]
@@ -504,6 +505,29 @@ def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
         int((np.diff(cols.astype(np.int8)) == 1).sum() + cols[0])
     on_lines = piece & (rows[:, None] | cols[None, :])
     return groups >= 2 and on_lines.sum() >= 0.9 * piece.sum()
+
+
+def stray_corners(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: int
+                  ) -> list[int]:
+    """Small kept pieces at the frame, far from the main piece: the corner of a shadow's
+    wedge or of the page, not a part of the digit (which keeps its parts together)."""
+    if len(kept) < 2:
+        return []
+    main = int(kept[np.argmax(sizes[kept - 1])])
+    mb = boxes[main - 1]
+    side = max(mb[0].stop - mb[0].start, mb[1].stop - mb[1].start)
+    out = []
+    for i in kept:
+        box = boxes[i - 1]
+        rows = (box[0].start == 0) + (box[0].stop == h)
+        cols = (box[1].start == 0) + (box[1].stop == w)
+        # In a corner of the frame it may be as large as the digit; on one side, smaller.
+        limit = 1.0 if rows and cols else 0.6 if rows or cols else 0.0
+        gap = max(box[0].start - mb[0].stop, mb[0].start - box[0].stop,
+                  box[1].start - mb[1].stop, mb[1].start - box[1].stop)
+        if i != main and sizes[i - 1] < limit * sizes[main - 1] and gap > 0.5 * side:
+            out.append(int(i))
+    return out
 
 
 def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
