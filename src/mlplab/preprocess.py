@@ -267,10 +267,11 @@ def is_inverted(grey: np.ndarray) -> bool:
     darkest = kth(flat, k)
     brightest = kth(flat, k, largest=True)
     margin = (background - darkest) - (brightest - background)
-    if abs(margin) > 0.2 or min(grey.shape) < 48:
+    if abs(margin) > 0.35 or min(grey.shape) < 48:
         return margin > 0
     # Close call: a shadow across the page puts much of the border in the dark, and the
-    # lit paper, brighter than the border's median, runs into the frame too. The ink
+    # lit paper, brighter than the border's median (by up to 0.35 more than the ink is
+    # darker, in a deep shadow), runs into the frame too. The ink
     # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
     border = border_pixels(grey)
     low = kth(border, border.size // 50)
