@@ -336,15 +336,16 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         return grey, 0.0
     # A desk holds no ink; paper in a shadow does (the ink there is far darker than it).
     # Judged away from the sheet's edge (a thin black sliver's edge is grey, not desk).
+    # (No core at all: only slivers at the frame, a slightly rotated photo's corners.)
     core = ~dilate3(dilate3(filled))
+    if core.any():
+        outside = grey[core]
+        level = float(np.median(outside))
+        darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
+        if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= \
+                max(5, grey.size // 2000):
+            return grey, 0.0
     paper = float(np.median(grey[sheet & inside]))
-    if not core.any():  # only slivers at the frame (a slightly rotated photo's corners)
-        return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
-    outside = grey[core]
-    level = float(np.median(outside))
-    darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
-    if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= max(5, grey.size // 2000):
-        return grey, 0.0
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
 
 
@@ -461,11 +462,10 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     h, w = strong.shape
-    if min(h, w) < 48 or not (strong[0].any() or strong[-1].any() or strong[:, 0].any()
-                              or strong[:, -1].any()):
+    if min(h, w) < 48 or not touches_frame(strong):
         return strong
     labels, n = ndimage.label(strong, structure=SQUARE)
-    out = strong
+    out = strong.copy()
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         if not ((box[1].stop - box[1].start > 0.6 * w or box[0].stop - box[0].start > 0.6 * h)
                 and (box[0].start == 0 or box[1].start == 0 or box[0].stop == h
@@ -473,7 +473,6 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
             continue
         piece = labels[box] == i
         if n > 1 and is_grid(piece, h, w):  # ruled lines joined by a margin, apart from the digit
-            out = out.copy() if out is strong else out
             out[box][piece] = False
             continue
         values = flat[box][piece]
@@ -488,8 +487,6 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
                 continue
             minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
             if major > 0 and minor < 0.01 * major and np.sqrt(12 * major) > 0.25 * min(h, w):
-                if out is strong:
-                    out = strong.copy()
                 out[ys, xs] = False
     return out
 
@@ -643,8 +640,7 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     # a shadow's band narrower than the window (it was taken for ink, so the background
     # looks even) which then runs into the frame.
     curved = curvature(background) >= min(0.05, 0.2 * top)
-    if not curved and not (strong[0].any() or strong[-1].any() or strong[:, 0].any()
-                           or strong[:, -1].any()):
+    if not curved and not touches_frame(strong):
         return flat
     labels, n = ndimage.label(strong, structure=SQUARE)
     if n == 0:
@@ -697,6 +693,11 @@ def erode3(mask: np.ndarray) -> np.ndarray:
     p = np.pad(mask, 1)
     rows = p[:-2] & p[1:-1] & p[2:]
     return rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
+
+
+def touches_frame(mask: np.ndarray) -> bool:
+    """Whether any of ``mask`` lies on the image's outermost rows or columns."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
 def dilate3(mask: np.ndarray) -> np.ndarray:
