@@ -220,3 +220,43 @@ def test_compiled_epochs_are_shared_across_hyperparameters(tiny):
     assert strip_seconds(shared) != strip_seconds(train(base, tiny).history)
     different = engine_for(other.with_overrides(layers=(16,)))
     assert different.epoch_fn is not first.epoch_fn
+
+
+START_BACKEND = """
+import json, os, sys
+import mlplab
+from mlplab.config import RECIPES, TrainConfig
+from mlplab.engine import start_backend
+from mlplab.models import LAB_MODELS
+config = LAB_MODELS["model_1"] if sys.argv[1] == "model_1" else TrainConfig(**RECIPES["best"])
+first = start_backend(config)
+again = start_backend(LAB_MODELS["model_1"])  # the backend is running: no say any more
+threads = sum(open(f"/proc/self/task/{t}/comm").read().startswith("tf_XLAEigen")
+              for t in os.listdir("/proc/self/task"))
+print(json.dumps({"first": first, "again": again, "threads": threads,
+                  "env_left": "PJRT_NPROC" in os.environ}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+@pytest.mark.parametrize("model", ["model_1", "best"])
+def test_start_backend_uses_one_xla_thread_for_small_models(model):
+    """model_1's steps get one intra-op thread (steady epochs when the other core is busy);
+    the best recipe's 1024-wide layers keep one per core. Each case in a fresh process: the
+    choice is made when JAX starts its CPU backend."""
+    import json
+
+    from mlplab.config import RECIPES
+    from mlplab.engine import ONE_THREAD_MAX_MACS, step_macs
+    from mlplab.models import LAB_MODELS
+
+    assert step_macs(LAB_MODELS["model_1"]) == 64 * (784 * 64 + 64 * 10)
+    assert step_macs(TrainConfig(**RECIPES["best"])) > ONE_THREAD_MAX_MACS
+    env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC")}
+    out = subprocess.run([sys.executable, "-c", START_BACKEND, model], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    cores = len(os.sched_getaffinity(0))
+    assert got["first"] == (1 if model == "model_1" else cores)
+    assert got["threads"] == got["first"]
+    assert got["again"] is None and not got["env_left"]
