@@ -446,7 +446,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     attached = np.bincount(labels[strong], minlength=n + 1) > 0
     attached[0] = False
     digit = attached[labels]
-    near = ndimage.binary_dilation(digit, structure=SQUARE)
+    near = dilate3(digit)
     coverage = coverage * near
     rows, cols = np.nonzero(digit)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
@@ -674,7 +674,7 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     at_frame[0] = False
     if not at_frame.any():
         return flat
-    band = ndimage.binary_dilation(at_frame[labels], structure=SQUARE, iterations=2)
+    band = dilate3(dilate3(at_frame[labels]))
     return np.where(band, narrow, flat)
 
 
