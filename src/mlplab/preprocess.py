@@ -737,15 +737,33 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
                             np.minimum(g[0::2, 1::2], g[1::2, 1::2]))
         half = size // 2
         opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
-        opened = np.repeat(np.repeat(opened, 2, 0), 2, 1)
-        opened = np.pad(opened, ((0, h - h2), (0, w - w2)), mode="edge")
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
-        opened = ndimage.maximum_filter(opened, size=3)
+        opened = upsample_dilated(opened, h, w)
     else:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
     return np.minimum(ndimage.uniform_filter(opened, size=3), grey)
+
+
+def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
+    """2×2 blocks back to h×w pixels (an odd last row or column copies its neighbour), then
+    a 3×3 maximum (edges clipped): the same as ``maximum_filter(size=3)`` of the upsampled
+    image, computed on the blocks (a pixel's 3×3 window meets its own block and at most
+    one neighbour along each axis) and then repeated."""
+    def pair_max(b: np.ndarray, axis: int) -> np.ndarray:
+        # Value for full-size index y is pair_max[(y + 1) // 2]: blocks (y-1)//2..(y+1)//2.
+        first, last = np.take(b, [0], axis), np.take(b, [-1], axis)
+        n = b.shape[axis]
+        inner = np.maximum(np.take(b, range(n - 1), axis), np.take(b, range(1, n), axis))
+        return np.concatenate([first, inner, last], axis)
+
+    def counts(n: int, full: int) -> np.ndarray:
+        return np.array([1] + [2] * (n - 1) + [full - 2 * n + 1])
+
+    rows, cols = blocks.shape
+    out = pair_max(pair_max(blocks, 0), 1)
+    return np.repeat(np.repeat(out, counts(rows, h), 0), counts(cols, w), 1)
 
 
 def otsu(x: np.ndarray) -> float:
