@@ -749,21 +749,16 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
 def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
     """2×2 blocks back to h×w pixels (an odd last row or column copies its neighbour), then
     a 3×3 maximum (edges clipped): the same as ``maximum_filter(size=3)`` of the upsampled
-    image, computed on the blocks (a pixel's 3×3 window meets its own block and at most
-    one neighbour along each axis) and then repeated."""
-    def pair_max(b: np.ndarray, axis: int) -> np.ndarray:
-        # Value for full-size index y is pair_max[(y + 1) // 2]: blocks (y-1)//2..(y+1)//2.
-        first, last = np.take(b, [0], axis), np.take(b, [-1], axis)
-        n = b.shape[axis]
-        inner = np.maximum(np.take(b, range(n - 1), axis), np.take(b, range(1, n), axis))
-        return np.concatenate([first, inner, last], axis)
+    image, computed on the blocks and then repeated. Pixel y's window (rows y-1..y+1)
+    meets blocks (y-1)//2..(y+1)//2: a pair of neighbouring blocks, or one at an edge."""
+    def pair_max(b: np.ndarray) -> np.ndarray:  # along axis 0; pixel y takes row (y+1)//2
+        out = np.empty((b.shape[0] + 1,) + b.shape[1:], b.dtype)
+        out[0], out[-1] = b[0], b[-1]
+        np.maximum(b[:-1], b[1:], out=out[1:-1])
+        return out
 
-    def counts(n: int, full: int) -> np.ndarray:
-        return np.array([1] + [2] * (n - 1) + [full - 2 * n + 1])
-
-    rows, cols = blocks.shape
-    out = pair_max(pair_max(blocks, 0), 1)
-    return np.repeat(np.repeat(out, counts(rows, h), 0), counts(cols, w), 1)
+    pairs = pair_max(pair_max(blocks).T).T
+    return pairs[(np.arange(h) + 1) // 2][:, (np.arange(w) + 1) // 2]
 
 
 def otsu(x: np.ndarray) -> float:
