@@ -18,6 +18,7 @@ Used by ``mlplab predict``, the web server and the notebook.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -430,9 +431,10 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     labels, n = ndimage.label(strong, structure=SQUARE)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    ids = labels[strong]  # the pieces' pixels only: the background's are not counted
+    sizes = np.bincount(ids, minlength=n + 1)[1:]
     peaks = np.zeros(n + 1, np.float32)
-    np.maximum.at(peaks, labels[strong], flat[strong])
+    np.maximum.at(peaks, ids, flat[strong])
     peaks = peaks[1:]
     boxes = ndimage.find_objects(labels)
     dropped = np.zeros(n + 1, bool)
@@ -457,7 +459,8 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     keep[stray_corners(np.flatnonzero(keep), boxes, sizes, h, w)] = False
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
-    strong = keep[labels]
+    if not keep[1:].all():  # (all kept: ``strong`` is already what they cover)
+        strong = keep[labels]
     if fraction(strong) > 0.6:
         raise ImageError("no digit found: the whole image looks like ink (a photo of "
                          "something else, or noise?)")
@@ -466,10 +469,12 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     coverage = np.clip(flat / level, 0, 1)
     # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
     weak = coverage > 0.5
-    labels, n = ndimage.label(weak | strong, structure=SQUARE)
+    digit = weak | strong
+    labels, n = ndimage.label(digit, structure=SQUARE)
     attached = np.bincount(labels[strong], minlength=n + 1) > 0
-    attached[0] = False
-    digit = attached[labels]
+    if not attached[1:].all():
+        attached[0] = False
+        digit = attached[labels]
     near = dilate3(digit)
     coverage = coverage * near
     top, bottom, left, right = bbox(digit)
@@ -704,12 +709,21 @@ def flatten(grey: np.ndarray) -> np.ndarray:
 def curvature(background: np.ndarray) -> float:
     """How far a background map departs from a plane (its 5th-95th percentile spread)."""
     b = background[::4, ::4]
-    ys, xs = np.indices(b.shape, dtype=np.float32)
-    design = np.stack([np.ones(b.size, np.float32), ys.ravel(), xs.ravel()], 1)
+    design = plane_design(b.shape)
     coef, *_ = np.linalg.lstsq(design, b.ravel(), rcond=None)
     residual = np.sort(np.clip(0.5 + b.ravel() - design @ coef, 0, 1))
     n = residual.size
     return kth_sorted(residual, n * 19 // 20) - kth_sorted(residual, n // 20)
+
+
+@functools.lru_cache(maxsize=64)
+def plane_design(shape: tuple[int, int]) -> np.ndarray:
+    """The least-squares design matrix of a plane (1, y, x) over a grid (made once a shape:
+    images come in a few sizes)."""
+    ys, xs = np.indices(shape, dtype=np.float32)
+    design = np.stack([np.ones(ys.size, np.float32), ys.ravel(), xs.ravel()], 1)
+    design.flags.writeable = False
+    return design
 
 
 def erode3(mask: np.ndarray) -> np.ndarray:
