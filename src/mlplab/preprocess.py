@@ -814,7 +814,7 @@ def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 OTSU_CENTRES = (np.arange(64) + 0.5) / 64  # Otsu's 64 bins of [0, 1]
-OTSU_EDGES = np.arange(1, 64)
+OTSU_EDGES = {np.dtype(t): np.arange(1, 64, dtype=t) for t in (np.float32, np.float64)}
 
 
 def otsu(x: np.ndarray) -> float:
@@ -824,9 +824,14 @@ def otsu(x: np.ndarray) -> float:
     # Bin j holds the values v with j <= v·64 < j + 1 (the first and last bins also what lies
     # beyond): counted on the sorted values by searching for the edges (a vectorised sort is
     # faster than converting every value to a bin index for np.bincount).
-    scaled = np.sort(np.multiply(x, 64).ravel())
-    below = np.searchsorted(scaled, OTSU_EDGES.astype(scaled.dtype))
-    hist = np.diff(below, prepend=0, append=scaled.size).astype(np.float64)
+    scaled = np.multiply(x, 64).ravel()
+    scaled.sort()
+    edges = OTSU_EDGES.get(scaled.dtype)
+    bounds = np.empty(65, np.intp)
+    bounds[0], bounds[64] = 0, scaled.size
+    bounds[1:64] = np.searchsorted(scaled, np.arange(1, 64, dtype=scaled.dtype)
+                                   if edges is None else edges)
+    hist = (bounds[1:] - bounds[:-1]).astype(np.float64)
     weighted = hist * OTSU_CENTRES
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
