@@ -402,8 +402,6 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     Returns the crop and (top, bottom, left, right, inverted) in ``grey``'s coordinates.
     Half the typical ink level is the ink's edge, as MNIST's binary originals had one.
     """
-    from scipy import ndimage
-
     h, w = grey.shape
     tilt = 0.0
     if inverted is None:
@@ -428,7 +426,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
     strong = drop_pale_lines(flat > max(t, 0.25), flat)
-    labels, n = ndimage.label(strong, structure=SQUARE)
+    labels, n, window = label8(strong)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
     ids = labels[strong]  # the pieces' pixels only: the background's are not counted
@@ -436,7 +434,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     peaks = np.zeros(n + 1, np.float32)
     np.maximum.at(peaks, ids, flat[strong])
     peaks = peaks[1:]
-    boxes = ndimage.find_objects(labels)
+    boxes = find_boxes(labels, window)
     dropped = np.zeros(n + 1, bool)
     dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
     for _ in range(2):
@@ -470,7 +468,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
     weak = coverage > 0.5
     digit = weak | strong
-    labels, n = ndimage.label(digit, structure=SQUARE)
+    labels, n, _ = label8(digit)
     attached = np.bincount(labels[strong], minlength=n + 1) > 0
     if not attached[1:].all():
         attached[0] = False
@@ -755,6 +753,32 @@ def max3(a: np.ndarray) -> np.ndarray:
     np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
     np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
     return out
+
+
+def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
+    """``ndimage.label(mask, structure=SQUARE)`` (8-connected pieces), and the window
+    holding them all: labelled on the mask's bounding box only, several times faster for
+    a digit on a larger page. The labels are the same: pieces are numbered in the raster
+    order of their first pixel, which a crop keeps."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros(mask.shape, np.int32), 0, (slice(0, 0), slice(0, 0))
+    top, bottom, left, right = bbox(mask)
+    window = (slice(top, bottom), slice(left, right))
+    inside, n = ndimage.label(mask[window], structure=SQUARE)
+    labels = np.zeros(mask.shape, inside.dtype)
+    labels[window] = inside
+    return labels, n, window
+
+
+def find_boxes(labels: np.ndarray, window: tuple[slice, slice]) -> list:
+    """``ndimage.find_objects(labels)`` for labels lying inside ``window``."""
+    from scipy import ndimage
+
+    top, left = window[0].start, window[1].start
+    return [(slice(rows.start + top, rows.stop + top), slice(cols.start + left, cols.stop + left))
+            for rows, cols in ndimage.find_objects(labels[window])]
 
 
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
