@@ -415,7 +415,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # The ink's brightness: the 3rd brightest pixel (a small digit on a big page is too few
     # pixels for a percentile), which must stand out from the pixel-to-pixel noise.
     contrast = top_value(flat) if flat.size > 20 else 0.0
-    if contrast < max(0.1, 8 * noise_level(grey)):
+    if contrast < 0.1 or noise_above(grey, contrast / 8):  # contrast < max(0.1, 8·noise)
         raise ImageError("no digit found: the image has no ink that stands out from the "
                          "background")
     if inverted:
@@ -473,11 +473,11 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     if not attached[1:].all():
         attached[0] = False
         digit = attached[labels]
-    near = dilate3(digit)
-    coverage = coverage * near
     top, bottom, left, right = bbox(digit)
-    # One pixel of margin keeps the anti-aliased edge for resampling.
-    crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
+    # One pixel of margin keeps the anti-aliased edge for resampling; the coverage is kept
+    # next to the digit only (its 3×3 dilation, which the margin holds).
+    window = (slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
+    crop = coverage[window] * dilate3(digit[window])
     return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
 
 
@@ -635,6 +635,21 @@ def noise_level(grey: np.ndarray) -> float:
             k = diff.size // 4
             levels.append(kth(diff, k) / 0.453)
     return min(levels, default=0.0)
+
+
+def noise_above(grey: np.ndarray, limit: float) -> bool:
+    """``noise_level(grey) > limit``, looking at the second direction only when the first
+    one's noise is above the limit too (the level is the lower of the two)."""
+    if grey.size > 20_000:
+        grey = grey[::2, ::2]
+    levels = 0
+    for axis in (0, 1):
+        diff = np.abs(np.diff(grey, axis=axis)).ravel()
+        if diff.size:
+            if kth(diff, diff.size // 4) / 0.453 <= limit:
+                return False
+            levels += 1
+    return levels > 0 or 0.0 > limit
 
 
 RIDGE_PCT = 10
