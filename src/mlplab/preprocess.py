@@ -831,25 +831,74 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
-        opened = upsample_dilated(opened, h, w)
+        smooth = smooth_upsampled(dilated_pairs(opened), h, w)
     else:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
-    return np.minimum(ndimage.uniform_filter(opened, size=3), grey)
+        smooth = ndimage.uniform_filter(opened, size=3)
+    return np.minimum(smooth, grey)
 
 
-def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
-    """2×2 blocks back to h×w pixels (an odd last row or column copies its neighbour), then
-    a 3×3 maximum (edges clipped): the same as ``maximum_filter(size=3)`` of the upsampled
-    image, computed on the blocks and then repeated. Pixel y's window (rows y-1..y+1)
-    meets blocks (y-1)//2..(y+1)//2: a pair of neighbouring blocks, or one at an edge."""
-    def pair_max(b: np.ndarray) -> np.ndarray:  # along axis 0; pixel y takes row (y+1)//2
+def dilated_pairs(blocks: np.ndarray) -> np.ndarray:
+    """The 3×3 maximum (edges clipped) of the 2×2 blocks upsampled, at block resolution:
+    pixel (y, x) of the upsampled image (an odd last row or column copying its neighbour)
+    takes ``pairs[(y + 1) // 2, (x + 1) // 2]``. Pixel y's window (rows y-1..y+1) meets
+    blocks (y-1)//2..(y+1)//2: a pair of neighbouring blocks, or one at an edge."""
+    def pair_max(b: np.ndarray) -> np.ndarray:  # along axis 0
         out = np.empty((b.shape[0] + 1,) + b.shape[1:], b.dtype)
         out[0], out[-1] = b[0], b[-1]
         np.maximum(b[:-1], b[1:], out=out[1:-1])
         return out
 
-    pairs = pair_max(pair_max(blocks).T).T
+    return pair_max(pair_max(blocks).T).T
+
+
+def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
+    """2×2 blocks back to h×w pixels, then a 3×3 maximum: the same as
+    ``maximum_filter(size=3)`` of the upsampled image (see ``dilated_pairs``)."""
+    return dilated_pairs(blocks)[(np.arange(h) + 1) // 2][:, (np.arange(w) + 1) // 2]
+
+
+TINY = 2.0 ** -25  # float32 values from here to 1: sums of three are exact in float64
+
+
+def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``ndimage.uniform_filter(size=3)`` of ``pairs`` upsampled to h×w as in
+    ``dilated_pairs`` (the same float32 numbers), computed on the pairs.
+
+    A row of the upsampled image repeats a row of pairs, so its 3-row mean is one of two
+    sums: (j, j, j+1) for even rows, (j, j+1, j+1) for odd ones. SciPy's running sums in
+    float64 round nowhere when every value is 0 or in [2^-25, 1] (and its rows' means,
+    in float32, again): any order of adding gives the same sums. Otherwise SciPy does it.
+    """
+    from scipy import ndimage
+
+    if pairs.dtype != np.float32 or pairs.min() < 0 or pairs.max() > 1 or \
+            ((pairs > 0) & (pairs < TINY)).any():
+        return ndimage.uniform_filter(upsample_pairs(pairs, h, w), size=3)
+    return mean3_pairs(mean3_pairs(pairs, h, 0), w, 1)
+
+
+def upsample_pairs(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
     return pairs[(np.arange(h) + 1) // 2][:, (np.arange(w) + 1) // 2]
+
+
+def mean3_pairs(pairs: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Along ``axis``: the 3-pixel mean (edges clamped, as SciPy's mirrored border) of the
+    n pixels that take ``pairs[(y + 1) // 2]``, as float32."""
+    e = np.moveaxis(pairs, axis, 0)
+    out = np.empty((n,) + e.shape[1:], np.float32)
+    lower, upper = e[:-1], e[1:]
+    even = np.multiply(lower, 2.0, dtype=np.float64)  # rows 2j: pairs j, j, j+1
+    even += upper
+    even /= 3.0
+    out[0::2][:len(even)] = even
+    odd = np.multiply(upper, 2.0, dtype=np.float64)  # rows 2j+1: pairs j, j+1, j+1
+    odd += lower
+    odd /= 3.0
+    out[1::2] = odd[:n // 2]
+    if n % 2:
+        out[-1] = e[-1]  # the last row, its pair's only one: (j, j, j) / 3 is itself
+    return np.moveaxis(out, 0, axis)
 
 
 OTSU_CENTRES = (np.arange(64) + 0.5) / 64  # Otsu's 64 bins of [0, 1]
