@@ -468,11 +468,13 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
     weak = coverage > 0.5
     digit = weak | strong
-    labels, n, _ = label8(digit)
-    attached = np.bincount(labels[strong], minlength=n + 1) > 0
-    if not attached[1:].all():
-        attached[0] = False
-        digit = attached[labels]
+    # (Weak pixels all next to strong ones cannot make a piece of their own: no labelling.)
+    if (weak & ~dilate3(strong)).any():
+        labels, n, _ = label8(digit)
+        attached = np.bincount(labels[strong], minlength=n + 1) > 0
+        if not attached[1:].all():
+            attached[0] = False
+            digit = attached[labels]
     top, bottom, left, right = bbox(digit)
     # One pixel of margin keeps the anti-aliased edge for resampling; the coverage is kept
     # next to the digit only (its 3×3 dilation, which the margin holds).
