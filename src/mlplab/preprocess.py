@@ -887,20 +887,24 @@ def upsample_pairs(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
 def mean3_pairs(pairs: np.ndarray, n: int, axis: int) -> np.ndarray:
     """Along ``axis``: the 3-pixel mean (edges clamped, as SciPy's mirrored border) of the
     n pixels that take ``pairs[(y + 1) // 2]``, as float32."""
-    e = np.moveaxis(pairs, axis, 0)
-    out = np.empty((n,) + e.shape[1:], np.float32)
-    lower, upper = e[:-1], e[1:]
-    even = np.multiply(lower, 2.0, dtype=np.float64)  # rows 2j: pairs j, j, j+1
-    even += upper
-    even /= 3.0
-    out[0::2][:len(even)] = even
-    odd = np.multiply(upper, 2.0, dtype=np.float64)  # rows 2j+1: pairs j, j+1, j+1
-    odd += lower
-    odd /= 3.0
-    out[1::2] = odd[:n // 2]
-    if n % 2:
-        out[-1] = e[-1]  # the last row, its pair's only one: (j, j, j) / 3 is itself
-    return np.moveaxis(out, 0, axis)
+    def part(a: np.ndarray, *cuts: slice) -> np.ndarray:  # slices along ``axis``
+        for cut in cuts:
+            a = a[(slice(None),) * axis + (cut,)]
+        return a
+
+    lower, upper = part(pairs, slice(None, -1)), part(pairs, slice(1, None))
+    out = np.empty(pairs.shape[:axis] + (n,) + pairs.shape[axis + 1:], np.float32)
+    both = np.add(lower, upper, dtype=np.float64)
+    # Pixels 2j take pairs j, j, j+1; pixels 2j+1 pairs j, j+1, j+1 (divided in float64,
+    # then rounded to float32 as they are stored).
+    np.divide(both + lower, 3.0, out=part(out, slice(0, None, 2), slice(0, both.shape[axis])),
+              casting="unsafe")
+    both += upper
+    np.divide(part(both, slice(0, n // 2)), 3.0, out=part(out, slice(1, None, 2)),
+              casting="unsafe")
+    if n % 2:  # the last pixel, its pair's only one: (j, j, j) / 3 is itself
+        part(out, slice(-1, None))[...] = part(pairs, slice(-1, None))
+    return out
 
 
 OTSU_CENTRES = (np.arange(64) + 0.5) / 64  # Otsu's 64 bins of [0, 1]
