@@ -429,12 +429,17 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     labels, n, window = label8(strong)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
-    ids = labels[strong]  # the pieces' pixels only: the background's are not counted
-    sizes = np.bincount(ids, minlength=n + 1)[1:]
     peaks = np.zeros(n + 1, np.float32)
-    np.maximum.at(peaks, ids, flat[strong])
+    if n == 1:  # one piece (the common case): it is all of ``strong``, its box the window
+        sizes = np.array([np.count_nonzero(strong)])
+        peaks[1] = flat[strong].max()
+        boxes = [window]
+    else:
+        ids = labels[strong]  # the pieces' pixels only: the background's are not counted
+        sizes = np.bincount(ids, minlength=n + 1)[1:]
+        np.maximum.at(peaks, ids, flat[strong])
+        boxes = find_boxes(labels, window)
     peaks = peaks[1:]
-    boxes = find_boxes(labels, window)
     dropped = np.zeros(n + 1, bool)
     dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
     for _ in range(2):
