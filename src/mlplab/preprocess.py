@@ -633,30 +633,28 @@ def noise_level(grey: np.ndarray) -> float:
     pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
     along one of the two directions).
     """
-    if grey.size > 20_000:
-        grey = grey[::2, ::2]  # a sample is plenty, and four times faster
-    levels = []
-    for axis in (0, 1):
-        diff = np.abs(np.diff(grey, axis=axis)).ravel()
-        if diff.size:
-            k = diff.size // 4
-            levels.append(kth(diff, k) / 0.453)
-    return min(levels, default=0.0)
+    return min(noise_levels(grey), default=0.0)
 
 
 def noise_above(grey: np.ndarray, limit: float) -> bool:
     """``noise_level(grey) > limit``, looking at the second direction only when the first
     one's noise is above the limit too (the level is the lower of the two)."""
+    seen = False
+    for level in noise_levels(grey):
+        if level <= limit:
+            return False
+        seen = True
+    return seen or 0.0 > limit
+
+
+def noise_levels(grey: np.ndarray):
+    """``noise_level``'s estimate along each direction in turn (rows, then columns)."""
     if grey.size > 20_000:
-        grey = grey[::2, ::2]
-    levels = 0
+        grey = grey[::2, ::2]  # a sample is plenty, and four times faster
     for axis in (0, 1):
         diff = np.abs(np.diff(grey, axis=axis)).ravel()
         if diff.size:
-            if kth(diff, diff.size // 4) / 0.453 <= limit:
-                return False
-            levels += 1
-    return levels > 0 or 0.0 > limit
+            yield kth(diff, diff.size // 4) / 0.453
 
 
 RIDGE_PCT = 10
@@ -857,12 +855,6 @@ def dilated_pairs(blocks: np.ndarray) -> np.ndarray:
         return out
 
     return pair_max(pair_max(blocks).T).T
-
-
-def upsample_dilated(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
-    """2×2 blocks back to h×w pixels, then a 3×3 maximum: the same as
-    ``maximum_filter(size=3)`` of the upsampled image (see ``dilated_pairs``)."""
-    return dilated_pairs(blocks)[(np.arange(h) + 1) // 2][:, (np.arange(w) + 1) // 2]
 
 
 TINY = 2.0 ** -25  # float32 values from here to 1: sums of three are exact in float64
