@@ -804,8 +804,10 @@ def find_boxes(labels: np.ndarray, window: tuple[slice, slice]) -> list:
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of a mask's pixels, ends exclusive (it must have some);
     from its rows' and columns' ``any`` (``np.nonzero`` of every pixel is far slower)."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    rows = mask.any(1)
+    top, bottom = int(rows.argmax()), rows.size - int(rows[::-1].argmax())
+    cols = mask[top:bottom].any(0)
+    return top, bottom, int(cols.argmax()), cols.size - int(cols[::-1].argmax())
 
 
 def fraction(mask: np.ndarray) -> float:
