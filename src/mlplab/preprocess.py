@@ -18,6 +18,7 @@ Used by ``mlplab predict``, the web server and the notebook.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -103,7 +104,7 @@ def to_grey(image: Image.Image) -> np.ndarray:
         drawn = alpha > 0.5
         # Composite against the colour opposite to the ink, so black-on-transparent and
         # white-on-transparent canvases both keep their strokes.
-        ink = float(np.median(grey[drawn])) if drawn.any() else 0.0
+        ink = median(grey[drawn]) if drawn.any() else 0.0
         background = 1.0 if ink < 0.5 else 0.0
         return (grey * alpha + background * (1 - alpha)).astype(np.float32)
     if image.mode != "L":
@@ -136,8 +137,8 @@ def is_mnist_style(grey: np.ndarray) -> bool:
     border = np.concatenate([grey[:2].ravel(), grey[-2:].ravel(), grey[:, :2].ravel(),
                              grey[:, -2:].ravel()])
     # Strokes may touch the border (MNIST centres by mass), but most of it is black.
-    return (float(np.median(border)) < 0.05 and float(border.mean()) < 0.15
-            and float(np.median(grey)) < 0.05 and float(grey.max()) > 0.5)
+    return (median(border) < 0.05 and float(border.mean()) < 0.15
+            and median(grey) < 0.05 and float(grey.max()) > 0.5)
 
 
 def to_mnist(image: Image.Image | np.ndarray, *, normalize_stroke: bool = False) -> np.ndarray:
@@ -202,12 +203,10 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         crop = to_grey(reduce_for_work(image.crop(box)))
         # The first pass saw the whole page and chose the digit; the sharper look keeps to
         # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
-        found = np.zeros(grey.shape, np.uint8)
+        found = np.zeros(grey.shape, bool)
         y0, x0 = max(top - 1, 0), max(left - 1, 0)
-        found[y0:y0 + coverage.shape[0], x0:x0 + coverage.shape[1]] = 255 * (coverage > 0.05)
-        from scipy import ndimage
-
-        found = ndimage.maximum_filter(found, size=5)
+        found[y0:y0 + coverage.shape[0], x0:x0 + coverage.shape[1]] = coverage > 0.05
+        found = 255 * dilate3(dilate3(found)).astype(np.uint8)  # a 5×5 maximum
         found = np.asarray(Image.fromarray(found).resize(
             crop.shape[::-1], Image.Resampling.BILINEAR,
             box=(box[0] / scale, box[1] / scale, min(box[2] / scale, grey.shape[1]),
@@ -230,14 +229,40 @@ def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
 
 
 def kth(x: np.ndarray, k: int, *, largest: bool = False) -> float:
-    """The k-th smallest (or largest) value of ``x`` in [0, 1] to 1/1024, by a histogram
-    (a partition of every pixel costs several times more)."""
-    bins = np.bincount(np.clip((x.ravel() * 1023.0).astype(np.intp), 0, 1023), minlength=1024)
-    if largest:
-        bins = bins[::-1]
-    i = int(np.searchsorted(np.cumsum(bins), k + 1))
+    """The k-th smallest (or largest) value of ``x`` in [0, 1] to 1/1024 (rounded down into
+    one of 1,024 bins)."""
+    return kth_sorted(np.sort(x.ravel()), k, largest=largest)
+
+
+def kth_sorted(ordered: np.ndarray, k: int, *, largest: bool = False) -> float:
+    """``kth`` of values already sorted (to ask for several of one array's).
+
+    The bins are in the same order as the values, so the k-th smallest bin is the bin of
+    the k-th smallest value: one sort (vectorised, and unhurt by a clean image's many
+    equal values, unlike ``np.partition``) instead of a 1,024-bin histogram of every pixel.
+    """
+    rank = ordered.size - 1 - k if largest else k
+    if not 0 <= rank < ordered.size:  # past either end: as the histogram's search gave
+        i = 1024 if k >= ordered.size else 0
+    else:
+        i = min(max(int(ordered[rank] * 1023.0), 0), 1023)  # in x's precision, as its bins
+        if largest:
+            i = 1023 - i
     value = min(i, 1023) / 1023.0
     return 1.0 - value if largest else value
+
+
+def median(x: np.ndarray) -> float:
+    """``float(np.median(x))`` of a float array (the same number), by a sort: the partition
+    np.median uses is several times slower on a clean image's many equal values."""
+    flat = np.sort(x.ravel())
+    n = flat.size
+    if n == 0 or flat.dtype.kind != "f":
+        return float(np.median(x))
+    middle = n // 2
+    if n % 2:
+        return float(flat[middle])
+    return float((flat[middle - 1] + flat[middle]) / 2)  # in x's precision, as np.median
 
 
 def top_value(x: np.ndarray, k: int = 3) -> float:
@@ -249,7 +274,7 @@ def top_value(x: np.ndarray, k: int = 3) -> float:
     candidates = flat[flat >= 0.5 * peak]
     if candidates.size < k:
         candidates = flat
-    return float(np.partition(candidates, -k)[-k])
+    return float(np.sort(candidates)[-k])  # a sort: np.partition is slow on equal values
 
 
 def border_pixels(grey: np.ndarray) -> np.ndarray:
@@ -261,11 +286,11 @@ def border_pixels(grey: np.ndarray) -> np.ndarray:
 
 def is_inverted(grey: np.ndarray) -> bool:
     """True for dark ink on light paper: the ink is whatever departs most from the border."""
-    background = float(np.median(border_pixels(grey)))
-    flat = grey.ravel()
+    background = median(border_pixels(grey))
+    flat = np.sort(grey.ravel())
     k = min(max(5, flat.size // 2000), flat.size - 1)  # a small digit on a big page counts
-    darkest = kth(flat, k)
-    brightest = kth(flat, k, largest=True)
+    darkest = kth_sorted(flat, k)
+    brightest = kth_sorted(flat, k, largest=True)
     margin = (background - darkest) - (brightest - background)
     if abs(margin) > 0.35 or min(grey.shape) < 48:
         return margin > 0
@@ -273,9 +298,9 @@ def is_inverted(grey: np.ndarray) -> bool:
     # lit paper, brighter than the border's median (by up to 0.35 more than the ink is
     # darker, in a deep shadow), runs into the frame too. The ink
     # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
-    border = border_pixels(grey)
-    low = kth(border, border.size // 50)
-    high = kth(border, border.size - 1 - border.size // 50)
+    border = np.sort(border_pixels(grey))
+    low = kth_sorted(border, border.size // 50)
+    high = kth_sorted(border, border.size - 1 - border.size // 50)
     beyond = (low - darkest) - (brightest - high)
     if abs(beyond) > 0.15:
         return beyond > 0
@@ -289,8 +314,8 @@ def is_inverted(grey: np.ndarray) -> bool:
     local = np.asarray(Image.fromarray(local, mode="F").resize(
         grey.shape[::-1], Image.Resampling.BILINEAR))
     residual = (grey - local).ravel()
-    residual = np.clip(0.5 + residual, 0, 1)
-    return 0.5 - kth(residual, k) > kth(residual, k, largest=True) - 0.5
+    residual = np.sort(np.clip(0.5 + residual, 0, 1))
+    return 0.5 - kth_sorted(residual, k) > kth_sorted(residual, k, largest=True) - 0.5
 
 
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -308,21 +333,21 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     border = border_pixels(grey)
     bright = grey > t
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if (border < t).mean() < 0.01 or not 0.3 < bright.mean() < 0.995:
+    if fraction(border < t) < 0.01 or not 0.3 < fraction(bright) < 0.995:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
     sample = grey[::2, ::2]
-    level, paper = float(np.median(sample[sample <= t])), float(np.median(sample[sample > t]))
+    level, paper = median(sample[sample <= t]), median(sample[sample > t])
     gap = paper - level
-    if gap < 0.15 or ((sample > level + gap / 4) & (sample < paper - gap / 4)).mean() > 0.1:
+    if gap < 0.15 or fraction((sample > level + gap / 4) & (sample < paper - gap / 4)) > 0.1:
         return grey, 0.0
     labels, n = ndimage.label(bright, structure=SQUARE)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sheet = labels == 1 + int(np.argmax(sizes))
     filled = ndimage.binary_fill_holes(sheet)
-    rows, cols = np.nonzero(filled)
-    box_area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    top, bottom, left, right = bbox(filled)
+    box_area = (bottom - top) * (right - left)
     # A sheet is solid (a quadrilateral holding a few ink strokes), a digit's strokes,
     # however bold, are not.
     # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
@@ -340,12 +365,12 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     core = ~dilate3(dilate3(filled))
     if core.any():
         outside = grey[core]
-        level = float(np.median(outside))
+        level = median(outside)
         darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
         if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= \
                 max(5, grey.size // 2000):
             return grey, 0.0
-    paper = float(np.median(grey[sheet & inside]))
+    paper = median(grey[sheet & inside])
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
 
 
@@ -377,8 +402,6 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     Returns the crop and (top, bottom, left, right, inverted) in ``grey``'s coordinates.
     Half the typical ink level is the ink's edge, as MNIST's binary originals had one.
     """
-    from scipy import ndimage
-
     h, w = grey.shape
     tilt = 0.0
     if inverted is None:
@@ -392,7 +415,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # The ink's brightness: the 3rd brightest pixel (a small digit on a big page is too few
     # pixels for a percentile), which must stand out from the pixel-to-pixel noise.
     contrast = top_value(flat) if flat.size > 20 else 0.0
-    if contrast < max(0.1, 8 * noise_level(grey)):
+    if contrast < 0.1 or noise_above(grey, contrast / 8):  # contrast < max(0.1, 8·noise)
         raise ImageError("no digit found: the image has no ink that stands out from the "
                          "background")
     if inverted:
@@ -403,14 +426,20 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
     strong = drop_pale_lines(flat > max(t, 0.25), flat)
-    labels, n = ndimage.label(strong, structure=SQUARE)
+    labels, n, window = label8(strong)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     peaks = np.zeros(n + 1, np.float32)
-    np.maximum.at(peaks, labels[strong], flat[strong])
+    if n == 1:  # one piece (the common case): it is all of ``strong``, its box the window
+        sizes = np.array([np.count_nonzero(strong)])
+        peaks[1] = flat[strong].max()
+        boxes = [window]
+    else:
+        ids = labels[strong]  # the pieces' pixels only: the background's are not counted
+        sizes = np.bincount(ids, minlength=n + 1)[1:]
+        np.maximum.at(peaks, ids, flat[strong])
+        boxes = find_boxes(labels, window)
     peaks = peaks[1:]
-    boxes = ndimage.find_objects(labels)
     dropped = np.zeros(n + 1, bool)
     dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
     for _ in range(2):
@@ -433,25 +462,29 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     keep[stray_corners(np.flatnonzero(keep), boxes, sizes, h, w)] = False
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
-    strong = keep[labels]
-    if strong.mean() > 0.6:
+    if not keep[1:].all():  # (all kept: ``strong`` is already what they cover)
+        strong = keep[labels]
+    if fraction(strong) > 0.6:
         raise ImageError("no digit found: the whole image looks like ink (a photo of "
                          "something else, or noise?)")
     # Ink level: the typical brightness of the kept strokes (pencil is paler than a pen).
-    level = float(np.median(flat[strong]))
+    level = median(flat[strong])
     coverage = np.clip(flat / level, 0, 1)
     # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
     weak = coverage > 0.5
-    labels, n = ndimage.label(weak | strong, structure=SQUARE)
-    attached = np.bincount(labels[strong], minlength=n + 1) > 0
-    attached[0] = False
-    digit = attached[labels]
-    near = ndimage.binary_dilation(digit, structure=SQUARE)
-    coverage = coverage * near
-    rows, cols = np.nonzero(digit)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    # One pixel of margin keeps the anti-aliased edge for resampling.
-    crop = coverage[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]
+    digit = weak | strong
+    # (Weak pixels all next to strong ones cannot make a piece of their own: no labelling.)
+    if (weak & ~dilate3(strong)).any():
+        labels, n, _ = label8(digit)
+        attached = np.bincount(labels[strong], minlength=n + 1) > 0
+        if not attached[1:].all():
+            attached[0] = False
+            digit = attached[labels]
+    top, bottom, left, right = bbox(digit)
+    # One pixel of margin keeps the anti-aliased edge for resampling; the coverage is kept
+    # next to the digit only (its 3×3 dilation, which the margin holds).
+    window = (slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
+    crop = coverage[window] * dilate3(digit[window])
     return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
 
 
@@ -600,15 +633,28 @@ def noise_level(grey: np.ndarray) -> float:
     pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
     along one of the two directions).
     """
+    return min(noise_levels(grey), default=0.0)
+
+
+def noise_above(grey: np.ndarray, limit: float) -> bool:
+    """``noise_level(grey) > limit``, looking at the second direction only when the first
+    one's noise is above the limit too (the level is the lower of the two)."""
+    seen = False
+    for level in noise_levels(grey):
+        if level <= limit:
+            return False
+        seen = True
+    return seen or 0.0 > limit
+
+
+def noise_levels(grey: np.ndarray):
+    """``noise_level``'s estimate along each direction in turn (rows, then columns)."""
     if grey.size > 20_000:
         grey = grey[::2, ::2]  # a sample is plenty, and four times faster
-    levels = []
     for axis in (0, 1):
         diff = np.abs(np.diff(grey, axis=axis)).ravel()
         if diff.size:
-            k = diff.size // 4
-            levels.append(kth(diff, k) / 0.453)
-    return min(levels, default=0.0)
+            yield kth(diff, diff.size // 4) / 0.453
 
 
 RIDGE_PCT = 10
@@ -655,7 +701,7 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     # A thin digit run together with a shadow is one large piece: its ridge (the centre
     # line's depth), in the thinner part, still tells the pen's width.
     depth = ndimage.distance_transform_cdt(strong, metric="chessboard")
-    ridge = strong & (depth >= ndimage.maximum_filter(depth, size=3))
+    ridge = strong & (depth >= max3(depth))
     if ridge.any():
         width = min(width, 2.0 * float(np.percentile(depth[ridge], RIDGE_PCT)))
     size = max(11, int(3 * width + 4))
@@ -674,25 +720,36 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     at_frame[0] = False
     if not at_frame.any():
         return flat
-    band = ndimage.binary_dilation(at_frame[labels], structure=SQUARE, iterations=2)
+    band = dilate3(dilate3(at_frame[labels]))
     return np.where(band, narrow, flat)
 
 
 def curvature(background: np.ndarray) -> float:
     """How far a background map departs from a plane (its 5th-95th percentile spread)."""
     b = background[::4, ::4]
-    ys, xs = np.indices(b.shape, dtype=np.float32)
-    design = np.stack([np.ones(b.size, np.float32), ys.ravel(), xs.ravel()], 1)
+    design = plane_design(b.shape)
     coef, *_ = np.linalg.lstsq(design, b.ravel(), rcond=None)
-    residual = np.clip(0.5 + b.ravel() - design @ coef, 0, 1)
-    return kth(residual, residual.size * 19 // 20) - kth(residual, residual.size // 20)
+    residual = np.sort(np.clip(0.5 + b.ravel() - design @ coef, 0, 1))
+    n = residual.size
+    return kth_sorted(residual, n * 19 // 20) - kth_sorted(residual, n // 20)
+
+
+@functools.lru_cache(maxsize=64)
+def plane_design(shape: tuple[int, int]) -> np.ndarray:
+    """The least-squares design matrix of a plane (1, y, x) over a grid (made once a shape:
+    images come in a few sizes)."""
+    ys, xs = np.indices(shape, dtype=np.float32)
+    design = np.stack([np.ones(ys.size, np.float32), ys.ravel(), xs.ravel()], 1)
+    design.flags.writeable = False
+    return design
 
 
 def erode3(mask: np.ndarray) -> np.ndarray:
     """Binary erosion by a 3×3 square (outside the image counts as background)."""
-    p = np.pad(mask, 1)
-    rows = p[:-2] & p[1:-1] & p[2:]
-    return rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
+    out = np.zeros(mask.shape, bool)  # the frame's pixels have a background neighbour
+    rows = mask[:-2] & mask[1:-1] & mask[2:]
+    out[1:-1, 1:-1] = rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
+    return out
 
 
 def touches_frame(mask: np.ndarray) -> bool:
@@ -702,9 +759,60 @@ def touches_frame(mask: np.ndarray) -> bool:
 
 def dilate3(mask: np.ndarray) -> np.ndarray:
     """Binary dilation by a 3×3 square (outside the image counts as background)."""
-    p = np.pad(mask, 1)
-    rows = p[:-2] | p[1:-1] | p[2:]
-    return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
+    return max3(mask)
+
+
+def max3(a: np.ndarray) -> np.ndarray:
+    """The maximum over each pixel's 3×3 window, clipped at the frame: the same as
+    ``ndimage.maximum_filter(a, size=3)`` (whose mirrored border only repeats pixels
+    already in the window), without its per-call set-up (several times slower here)."""
+    rows = a.copy()
+    np.maximum(rows[1:], a[:-1], out=rows[1:])
+    np.maximum(rows[:-1], a[1:], out=rows[:-1])
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
+
+
+def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
+    """``ndimage.label(mask, structure=SQUARE)`` (8-connected pieces), and the window
+    holding them all: labelled on the mask's bounding box only, several times faster for
+    a digit on a larger page. The labels are the same: pieces are numbered in the raster
+    order of their first pixel, which a crop keeps."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros(mask.shape, np.int32), 0, (slice(0, 0), slice(0, 0))
+    top, bottom, left, right = bbox(mask)
+    window = (slice(top, bottom), slice(left, right))
+    inside, n = ndimage.label(mask[window], structure=SQUARE)
+    labels = np.zeros(mask.shape, inside.dtype)
+    labels[window] = inside
+    return labels, n, window
+
+
+def find_boxes(labels: np.ndarray, window: tuple[slice, slice]) -> list:
+    """``ndimage.find_objects(labels)`` for labels lying inside ``window``."""
+    from scipy import ndimage
+
+    top, left = window[0].start, window[1].start
+    return [(slice(rows.start + top, rows.stop + top), slice(cols.start + left, cols.stop + left))
+            for rows, cols in ndimage.find_objects(labels[window])]
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a mask's pixels, ends exclusive (it must have some);
+    from its rows' and columns' ``any`` (``np.nonzero`` of every pixel is far slower)."""
+    rows = mask.any(1)
+    top, bottom = int(rows.argmax()), rows.size - int(rows[::-1].argmax())
+    cols = mask[top:bottom].any(0)
+    return top, bottom, int(cols.argmax()), cols.size - int(cols[::-1].argmax())
+
+
+def fraction(mask: np.ndarray) -> float:
+    """``mask.mean()`` of a boolean mask (the same number), by counting."""
+    return np.count_nonzero(mask) / mask.size
 
 
 def background_map(grey: np.ndarray, size: int) -> np.ndarray:
@@ -719,7 +827,7 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
     if min(h, w) < 48:  # a small crop: lighting cannot vary across it
         rough = grey > otsu(grey)
         rest = grey[~rough]
-        return np.full_like(grey, float(np.median(rest)) if rest.size else 0.0)
+        return np.full_like(grey, median(rest) if rest.size else 0.0)
     if min(h, w) >= 96:  # at half resolution (the minimum of 2×2 blocks): four times faster
         h2, w2 = h // 2 * 2, w // 2 * 2
         g = grey[:h2, :w2]
@@ -727,30 +835,104 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
                             np.minimum(g[0::2, 1::2], g[1::2, 1::2]))
         half = size // 2
         opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
-        opened = np.repeat(np.repeat(opened, 2, 0), 2, 1)
-        opened = np.pad(opened, ((0, h - h2), (0, w - w2)), mode="edge")
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
-        opened = ndimage.maximum_filter(opened, size=3)
+        smooth = smooth_upsampled(dilated_pairs(opened), h, w)
     else:
         opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
-    return np.minimum(ndimage.uniform_filter(opened, size=3), grey)
+        smooth = ndimage.uniform_filter(opened, size=3)
+    return np.minimum(smooth, grey)
+
+
+def dilated_pairs(blocks: np.ndarray) -> np.ndarray:
+    """The 3×3 maximum (edges clipped) of the 2×2 blocks upsampled, at block resolution:
+    pixel (y, x) of the upsampled image (an odd last row or column copying its neighbour)
+    takes ``pairs[(y + 1) // 2, (x + 1) // 2]``. Pixel y's window (rows y-1..y+1) meets
+    blocks (y-1)//2..(y+1)//2: a pair of neighbouring blocks, or one at an edge."""
+    def pair_max(b: np.ndarray) -> np.ndarray:  # along axis 0
+        out = np.empty((b.shape[0] + 1,) + b.shape[1:], b.dtype)
+        out[0], out[-1] = b[0], b[-1]
+        np.maximum(b[:-1], b[1:], out=out[1:-1])
+        return out
+
+    return pair_max(pair_max(blocks).T).T
+
+
+TINY = 2.0 ** -25  # float32 values from here to 1: sums of three are exact in float64
+
+
+def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``ndimage.uniform_filter(size=3)`` of ``pairs`` upsampled to h×w as in
+    ``dilated_pairs`` (the same float32 numbers), computed on the pairs.
+
+    A row of the upsampled image repeats a row of pairs, so its 3-row mean is one of two
+    sums: (j, j, j+1) for even rows, (j, j+1, j+1) for odd ones. SciPy's running sums in
+    float64 round nowhere when every value is 0 or in [2^-25, 1] (and its rows' means,
+    in float32, again): any order of adding gives the same sums. Otherwise SciPy does it.
+    """
+    from scipy import ndimage
+
+    if pairs.dtype != np.float32 or pairs.min() < 0 or pairs.max() > 1 or \
+            ((pairs > 0) & (pairs < TINY)).any():
+        return ndimage.uniform_filter(upsample_pairs(pairs, h, w), size=3)
+    return mean3_pairs(mean3_pairs(pairs, h, 0), w, 1)
+
+
+def upsample_pairs(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
+    return pairs[(np.arange(h) + 1) // 2][:, (np.arange(w) + 1) // 2]
+
+
+def mean3_pairs(pairs: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Along ``axis``: the 3-pixel mean (edges clamped, as SciPy's mirrored border) of the
+    n pixels that take ``pairs[(y + 1) // 2]``, as float32."""
+    def part(a: np.ndarray, *cuts: slice) -> np.ndarray:  # slices along ``axis``
+        for cut in cuts:
+            a = a[(slice(None),) * axis + (cut,)]
+        return a
+
+    lower, upper = part(pairs, slice(None, -1)), part(pairs, slice(1, None))
+    out = np.empty(pairs.shape[:axis] + (n,) + pairs.shape[axis + 1:], np.float32)
+    both = np.add(lower, upper, dtype=np.float64)
+    # Pixels 2j take pairs j, j, j+1; pixels 2j+1 pairs j, j+1, j+1 (divided in float64,
+    # then rounded to float32 as they are stored).
+    np.divide(both + lower, 3.0, out=part(out, slice(0, None, 2), slice(0, both.shape[axis])),
+              casting="unsafe")
+    both += upper
+    np.divide(part(both, slice(0, n // 2)), 3.0, out=part(out, slice(1, None, 2)),
+              casting="unsafe")
+    if n % 2:  # the last pixel, its pair's only one: (j, j, j) / 3 is itself
+        part(out, slice(-1, None))[...] = part(pairs, slice(-1, None))
+    return out
+
+
+OTSU_CENTRES = (np.arange(64) + 0.5) / 64  # Otsu's 64 bins of [0, 1]
+OTSU_EDGES = {np.dtype(t): np.arange(1, 64, dtype=t) for t in (np.float32, np.float64)}
 
 
 def otsu(x: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1]."""
     if x.ndim == 2 and x.size > 12_000:
         x = x[::2, ::2]  # a quarter of the pixels make the same histogram
-    bins = np.clip((x.ravel() * 64).astype(np.intp), 0, 63)
-    hist = np.bincount(bins, minlength=64).astype(np.float64)
-    centres = (np.arange(64) + 0.5) / 64
+    # Bin j holds the values v with j <= v·64 < j + 1 (the first and last bins also what lies
+    # beyond): counted on the sorted values by searching for the edges (a vectorised sort is
+    # faster than converting every value to a bin index for np.bincount).
+    scaled = np.multiply(x, 64).ravel()
+    scaled.sort()
+    edges = OTSU_EDGES.get(scaled.dtype)
+    bounds = np.empty(65, np.intp)
+    bounds[0], bounds[64] = 0, scaled.size
+    bounds[1:64] = np.searchsorted(scaled, np.arange(1, 64, dtype=scaled.dtype)
+                                   if edges is None else edges)
+    hist = (bounds[1:] - bounds[:-1]).astype(np.float64)
+    weighted = hist * OTSU_CENTRES
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1e-9)
-    m1 = ((hist * centres).sum() - np.cumsum(hist * centres)) / np.maximum(w1, 1e-9)
+    cumulative = np.cumsum(weighted)
+    m0 = cumulative / np.maximum(w0, 1e-9)
+    m1 = (weighted.sum() - cumulative) / np.maximum(w1, 1e-9)
     between = w0 * w1 * (m0 - m1) ** 2
-    return float(centres[int(np.argmax(between[:-1]))])
+    return float(OTSU_CENTRES[int(np.argmax(between[:-1]))])
 
 
 MASK_SIDE = 4 * BOX  # the digit's mask is drawn at 80 px, then area-averaged down to 20
@@ -780,8 +962,8 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
     mask = np.asarray(image.resize(size, resample), dtype=np.float32) > 0.5
     if not mask.any():
         raise ImageError("no digit found: the ink is too faint or too small")
-    rows, cols = np.nonzero(mask)
-    return mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    top, bottom, left, right = bbox(mask)
+    return mask[top:bottom, left:right]
 
 
 # The slant of MNIST's digits (horizontal shift per row of the ink's moments, positive
@@ -810,8 +992,8 @@ def limit_slant(mask: np.ndarray) -> np.ndarray:
                                      Image.Resampling.BILINEAR), np.float32) > 0.5
     if not out.any():
         return mask
-    rows, cols = np.nonzero(out)
-    return out[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    top, bottom, left, right = bbox(out)
+    return out[top:bottom, left:right]
 
 
 def fit_box(mask: np.ndarray) -> np.ndarray:
@@ -837,12 +1019,21 @@ def stroke_ratio(mask: np.ndarray) -> float:
     """The mask's stroke width as a fraction of its longest side."""
     from scipy import ndimage
 
-    mask = np.pad(mask, 1)
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
+    padded[1:-1, 1:-1] = mask
+    mask = padded
     if not mask.any():
         return MNIST_STROKE[1]
-    depth = ndimage.distance_transform_edt(mask)
-    ridge = mask & (depth >= ndimage.maximum_filter(depth, size=3))
-    return float(2.0 * depth[ridge].mean() - 1.0) / (max(mask.shape) - 2)
+    # The Euclidean distance transform's nearest background pixels, and the squared
+    # distances as integers: the ridge (a local maximum) is found on those, and the square
+    # root taken on the ridge only (the same numbers as distance_transform_edt's depths).
+    near = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
+    dy = near[0] - np.arange(mask.shape[0], dtype=near.dtype)[:, None]
+    dx = near[1] - np.arange(mask.shape[1], dtype=near.dtype)[None, :]
+    squared = dy * dy + dx * dx
+    ridge = mask & (squared >= max3(squared))
+    depth = np.sqrt(squared[ridge].astype(np.float64))
+    return float(2.0 * depth.mean() - 1.0) / (max(mask.shape) - 2)
 
 
 def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndarray:
@@ -868,8 +1059,8 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
         out = ndimage.binary_dilation(np.pad(mask, radius), structure=disk)
     if out.sum() < 0.2 * mask.sum():
         return mask  # thinning would erase the digit
-    rows, cols = np.nonzero(out)
-    return out[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    top, bottom, left, right = bbox(out)
+    return out[top:bottom, left:right]
 
 
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
