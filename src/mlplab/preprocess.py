@@ -269,7 +269,13 @@ def is_inverted(grey: np.ndarray) -> bool:
     margin = (background - darkest) - (brightest - background)
     if abs(margin) > 0.35 or min(grey.shape) < 48:
         return margin > 0
-    # Close call: a shadow across the page puts much of the border in the dark, and the
+    # Close call: first, which way the ink departs from a coarse local median of the paper
+    # (cheap; a flash's bright spot or a vignette lies beyond the border's range, but not
+    # beyond its own neighbourhood). Only a clear answer is taken.
+    departure = local_departure(grey, k)
+    if abs(departure) >= 0.1:
+        return departure > 0
+    # Still close: a shadow across the page puts much of the border in the dark, and the
     # lit paper, brighter than the border's median (by up to 0.35 more than the ink is
     # darker, in a deep shadow), runs into the frame too. The ink
     # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
@@ -291,6 +297,35 @@ def is_inverted(grey: np.ndarray) -> bool:
     residual = (grey - local).ravel()
     residual = np.clip(0.5 + residual, 0, 1)
     return 0.5 - kth(residual, k) > kth(residual, k, largest=True) - 0.5
+
+
+def local_departure(grey: np.ndarray, k: int) -> float:
+    """How much further the k-th darkest pixel lies below its local background than the
+    k-th brightest lies above it (> 0: dark ink). The local background is the median of
+    overlapping windows (a third of the short side, at half-window steps) of a ~40-px
+    copy, interpolated back: the ink is a minority in every window, a shadow's or a
+    flash's slow change is followed."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    factor = max(1, min(grey.shape) // 40)
+    coarse = np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").reduce(factor))
+    size = max(5, min(coarse.shape) // 3)
+    step = max(1, size // 2)
+    windows = sliding_window_view(coarse, (size, size))[::step, ::step]
+    median = np.median(windows.reshape(*windows.shape[:2], -1), axis=-1).astype(np.float32)
+
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # grey's pixel centres in window-grid units (the windows' centres at 0, 1, …)
+        at = np.clip(((np.arange(n) + 0.5) / factor - 0.5 - (size - 1) / 2) / step, 0, m - 1)
+        lo = np.minimum(at.astype(np.intp), max(m - 2, 0))
+        return lo, np.minimum(lo + 1, m - 1), (at - lo).astype(np.float32)
+
+    y0, y1, ty = axis(grey.shape[0], median.shape[0])
+    x0, x1, tx = axis(grey.shape[1], median.shape[1])
+    rows = median[y0] * (1 - ty)[:, None] + median[y1] * ty[:, None]
+    local = rows[:, x0] * (1 - tx) + rows[:, x1] * tx
+    residual = np.clip(0.5 + (grey - local), 0, 1)
+    return (0.5 - kth(residual, k)) - (kth(residual, k, largest=True) - 0.5)
 
 
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
