@@ -343,7 +343,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     border = border_pixels(grey)
     bright = grey > t
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if (border < t).mean() < 0.01 or not 0.3 < bright.mean() < 0.995:
+    if (border < t).mean() < 0.01 or not 0.1 < bright.mean() < 0.995:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
@@ -363,9 +363,14 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
     # the digit is not a sheet.
     holes = int(filled.sum() - sheet.sum())
-    if filled.sum() < 0.25 * grey.size or filled.sum() < 0.7 * box_area or \
+    if filled.sum() < 0.1 * grey.size or filled.sum() < 0.7 * box_area or \
             holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
-        return grey, 0.0
+        # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
+        # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box).
+        if not (0.1 * grey.size <= filled.sum() and
+                0.15 * filled.sum() >= holes >= max(5, grey.size // 2000) and
+                filled.sum() >= 0.88 * rotated_box_area(filled)):
+            return grey, 0.0
     inside = erode3(erode3(filled))
     if not inside.any():
         return grey, 0.0
@@ -382,6 +387,19 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
             return grey, 0.0
     paper = float(np.median(grey[sheet & inside]))
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
+
+
+def rotated_box_area(region: np.ndarray) -> float:
+    """The area of the region's bounding box turned to its edges' direction (the
+    smallest over the directions of its outline, within 1°)."""
+    ys, xs = np.nonzero(region & ~erode3(region))
+    if len(ys) < 3:
+        return float(region.size)
+    angle = np.radians(np.arange(0.0, 90.0, 1.0, dtype=np.float32))[:, None]
+    c, s = np.cos(angle), np.sin(angle)
+    xs, ys = xs.astype(np.float32)[None], ys.astype(np.float32)[None]
+    u, v = xs * c + ys * s, ys * c - xs * s
+    return float(((np.ptp(u, 1) + 1) * (np.ptp(v, 1) + 1)).min())
 
 
 def sheet_tilt(sheet: np.ndarray) -> float:
