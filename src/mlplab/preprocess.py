@@ -363,13 +363,16 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
     # the digit is not a sheet.
     holes = int(filled.sum() - sheet.sum())
-    if filled.sum() < 0.1 * grey.size or filled.sum() < 0.7 * box_area or \
+    if bright.mean() < 0.3 or filled.sum() < 0.25 * grey.size or \
+            filled.sum() < 0.7 * box_area or \
             holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
-        # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box).
+        # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
+        # and its outline runs in two directions at right angles (a bold 0's or 8's does not).
         if not (0.1 * grey.size <= filled.sum() and
                 0.15 * filled.sum() >= holes >= max(5, grey.size // 2000) and
-                filled.sum() >= 0.88 * rotated_box_area(filled)):
+                filled.sum() >= 0.88 * rotated_box_area(filled) and
+                edge_alignment(filled) >= 0.7):
             return grey, 0.0
     inside = erode3(erode3(filled))
     if not inside.any():
@@ -400,6 +403,22 @@ def rotated_box_area(region: np.ndarray) -> float:
     xs, ys = xs.astype(np.float32)[None], ys.astype(np.float32)[None]
     u, v = xs * c + ys * s, ys * c - xs * s
     return float(((np.ptp(u, 1) + 1) * (np.ptp(v, 1) + 1)).min())
+
+
+def edge_alignment(region: np.ndarray) -> float:
+    """How much of the region's outline runs in two directions at right angles: 1 for a
+    rectangle turned any way, near 0 for a round shape."""
+    from scipy import ndimage
+
+    edge = region & ~erode3(region)
+    smooth = ndimage.uniform_filter(region.astype(np.float32), 5)
+    gy, gx = np.gradient(smooth)
+    gy, gx = gy[edge], gx[edge]
+    weight = np.hypot(gy, gx)
+    phi = 4 * np.arctan2(gy, gx)
+    total = float(weight.sum())
+    return float(np.hypot((weight * np.cos(phi)).sum(), (weight * np.sin(phi)).sum())) / total \
+        if total > 0 else 0.0
 
 
 def sheet_tilt(sheet: np.ndarray) -> float:
