@@ -62,6 +62,8 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
             if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
                 # Decode at 1/2-1/8 scale, and grey (libjpeg skips the colour conversion).
                 image.draft("L", (WORK_SIDE, WORK_SIDE))
+                if image.size != (width, height):
+                    image.info["mlplab_jpeg"] = data  # for a sharper look (sharp_crop)
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageError:
@@ -199,7 +201,7 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         box = (max(0, int((left - pad_x) * scale)), max(0, int((top - pad_y) * scale)),
                min(image.width, int((right + pad_x) * scale) + 1),
                min(image.height, int((bottom + pad_y) * scale) + 1))
-        crop = to_grey(reduce_for_work(image.crop(box)))
+        crop = to_grey(reduce_for_work(sharp_crop(image, box)))
         # The first pass saw the whole page and chose the digit; the sharper look keeps to
         # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
         found = np.zeros(grey.shape, np.uint8)
@@ -217,6 +219,33 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         except ImageError:
             pass  # keep the first pass's digit
     return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
+
+
+def sharp_crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """``box`` (in ``image``'s pixels) cut from a sharper decode when ``image`` is a JPEG
+    that decode_image read at reduced scale and the box would hold few pixels: a digit a
+    few percent of a big photo's height keeps its strokes (it was 5-15 px at 1/8 scale)."""
+    data = image.info.get("mlplab_jpeg")
+    side = max(box[2] - box[0], box[3] - box[1])
+    if data is None or side >= WORK_SIDE:
+        return image.crop(box)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            full = Image.open(io.BytesIO(data))
+            gain = max(full.size) / max(image.size)  # the reduction the first decode used
+            # The smallest JPEG reduction (1/1-1/8) that still gives the box WORK_SIDE px.
+            reduction = max(1.0, min(gain, side * gain / WORK_SIDE))
+            if reduction >= gain / 1.5:
+                return image.crop(box)
+            full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
+            full.load()
+            full = ImageOps.exif_transpose(full)
+    except Exception:  # already decoded once; anything odd keeps the first decode
+        return image.crop(box)
+    k = full.width / image.width
+    return full.crop((int(box[0] * k), int(box[1] * k), min(full.width, int(box[2] * k) + 1),
+                      min(full.height, int(box[3] * k) + 1)))
 
 
 def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
