@@ -201,7 +201,7 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         box = (max(0, int((left - pad_x) * scale)), max(0, int((top - pad_y) * scale)),
                min(image.width, int((right + pad_x) * scale) + 1),
                min(image.height, int((bottom + pad_y) * scale) + 1))
-        crop = to_grey(reduce_for_work(sharp_crop(image, box)))
+        crop = to_grey(reduce_for_work(sharp_crop(image, box, side * scale)))
         # The first pass saw the whole page and chose the digit; the sharper look keeps to
         # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
         found = np.zeros(grey.shape, np.uint8)
@@ -221,13 +221,15 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
     return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
 
 
-def sharp_crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+def sharp_crop(image: Image.Image, box: tuple[int, int, int, int], digit: float
+               ) -> Image.Image:
     """``box`` (in ``image``'s pixels) cut from a sharper decode when ``image`` is a JPEG
-    that decode_image read at reduced scale and the box would hold few pixels: a digit a
-    few percent of a big photo's height keeps its strokes (it was 5-15 px at 1/8 scale)."""
+    that decode_image read at reduced scale and the digit in it (``digit`` px high or
+    wide) is too small to keep its strokes: a digit a few percent of a big photo's height
+    was 5-15 px at 1/8 scale."""
     data = image.info.get("mlplab_jpeg")
     side = max(box[2] - box[0], box[3] - box[1])
-    if data is None or side >= WORK_SIDE:
+    if data is None or side >= WORK_SIDE or digit >= 32:
         return image.crop(box)
     try:
         with warnings.catch_warnings():
