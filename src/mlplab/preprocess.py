@@ -399,9 +399,10 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
             holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
         # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
-        # and its outline runs in two directions at right angles (a bold 0's or 8's does not).
+        # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
+        # a drawing app's canvas in a dark window may hold a quarter of its area in ink.
         if not (0.1 * grey.size <= filled.sum() and
-                0.15 * filled.sum() >= holes >= max(5, grey.size // 2000) and
+                0.25 * filled.sum() >= holes >= max(5, grey.size // 2000) and
                 filled.sum() >= 0.88 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
