@@ -570,9 +570,10 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
 def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
     """Ruled or squared paper photographed a little turned: at the working size its thin
     lines break into short pieces that the tests on whole pieces cannot tell from ink.
-    Lines are found as rows (or columns), straight at some angle within ±8°, that the
-    strong pixels cover across most of the frame; on them only what is clearly brighter
-    than the line (the ink crossing it) is kept. None when there are no such lines."""
+    Lines are found as rows (or columns), straight at some angle within ±8°, that faint
+    or strong pixels cover across most of the frame and that are paler than the ink; on
+    them only what is clearly brighter than the line (the ink crossing it) is kept. None
+    when there are no such lines."""
     out = None
     for transpose in (False, True):
         f = (out if out is not None else flat)
@@ -587,7 +588,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
             rows = np.round(ys - xs * slope).astype(np.intp)
             lo = int(rows.min())
             profile = np.bincount(rows - lo)
-            lines = np.flatnonzero(profile >= 0.5 * w)
+            lines = np.flatnonzero(profile >= 0.7 * w)
             if best is None or len(lines) > len(best[2]):
                 best = (slope, lo, lines)
         slope, lo, lines = best
@@ -600,7 +601,9 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
         on[np.clip(lines - 1, 0, None)] |= True
         on[lines + 1] = True
         band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0)
-        level = float(np.median(f[band & m])) if (band & m).any() else 0.0
+        level = float(np.median(f[band & m])) if (band & m).any() else 1.0
+        if level > 0.6:  # as strong as the ink: a digit's own bars, not printed lines
+            continue
         g = np.where(band & (f < 2.0 * level), 0.0, f).astype(np.float32)
         out = g.T if transpose else g
     return out
