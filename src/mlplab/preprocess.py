@@ -588,7 +588,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
             rows = np.round(ys - xs * slope).astype(np.intp)
             lo = int(rows.min())
             profile = np.bincount(rows - lo)
-            lines = np.flatnonzero(profile >= 0.7 * w)
+            lines = np.flatnonzero(profile >= 0.5 * w)
             if best is None or len(lines) > len(best[2]):
                 best = (slope, lo, lines)
         slope, lo, lines = best
