@@ -236,8 +236,9 @@ def sharp_crop(image: Image.Image, box: tuple[int, int, int, int], digit: float
             warnings.simplefilter("ignore")
             full = Image.open(io.BytesIO(data))
             gain = max(full.size) / max(image.size)  # the reduction the first decode used
-            # The smallest JPEG reduction (1/1-1/8) that still gives the box WORK_SIDE px.
-            reduction = max(1.0, min(gain, side * gain / WORK_SIDE))
+            # A reduction (JPEG decodes at 1/1-1/8) that gives the digit about 48 px: enough
+            # for its strokes, while a grid's lines or dots stay as faint as at first.
+            reduction = max(1.0, min(gain, digit * gain / 48))
             if reduction >= gain / 1.5:
                 return image.crop(box)
             full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
