@@ -514,6 +514,27 @@ def ruled_margin_touching(d, rng):
     return encode(pixels + rng.normal(0, 0.015, (h, w, 1)), "JPEG", quality=85)
 
 
+def note_on_desk(d, rng):
+    """A sticky note (or a card) on a desk, photographed from above: the note takes 15-50%
+    of the frame and is turned up to 20°; the rest is a darker desk of any colour."""
+    note = int(rng.integers(220, 360))
+    cov = place((note, note), pen_coverage(d, int(note * rng.uniform(0.5, 0.75)),
+                                           rng.uniform(0.05, 0.11)), rng, centred=True)
+    colour = np.array([(0.99, 0.9, 0.4), (0.95, 0.65, 0.78), (0.62, 0.9, 0.65),
+                       (0.55, 0.8, 0.97), (0.97, 0.97, 0.95)][int(rng.integers(5))], np.float32)
+    card = Image.fromarray((compose(cov, colour, np.array([0.1, 0.1, 0.3], np.float32)) * 255)
+                           .astype(np.uint8)).convert("RGBA")
+    card = card.rotate(float(rng.uniform(-20, 20)), Image.Resampling.BICUBIC, expand=True)
+    side = max(card.width + 2, int(note / np.sqrt(rng.uniform(0.15, 0.5))))
+    desk = Image.fromarray((np.clip(np.array(rng.uniform(0.1, 0.5, 3), np.float32) +
+                                    paper_noise((side, side), rng, 0.03)[..., None], 0, 1)
+                            * 255).astype(np.uint8))
+    desk.paste(card, (int(rng.integers(0, side - card.width)),
+                      int(rng.integers(0, side - card.height))), card)
+    pixels = np.asarray(desk, np.float32) / 255 + rng.normal(0, 0.015, (side, side, 1))
+    return encode(pixels, "JPEG", quality=int(rng.integers(70, 90)))
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -521,4 +542,5 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     webp, mnist_png, felt_tip, chalkboard, sticky_note, squared_paper, blurry_photo,
     phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
-    boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching)}
+    boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
+    note_on_desk)}

@@ -63,6 +63,8 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
             if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
                 # Decode at 1/2-1/8 scale, and grey (libjpeg skips the colour conversion).
                 image.draft("L", (WORK_SIDE, WORK_SIDE))
+                if image.size != (width, height):
+                    image.info["mlplab_jpeg"] = data  # for a sharper look (sharp_crop)
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageError:
@@ -200,7 +202,7 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         box = (max(0, int((left - pad_x) * scale)), max(0, int((top - pad_y) * scale)),
                min(image.width, int((right + pad_x) * scale) + 1),
                min(image.height, int((bottom + pad_y) * scale) + 1))
-        crop = to_grey(reduce_for_work(image.crop(box)))
+        crop = to_grey(reduce_for_work(sharp_crop(image, box, side * scale)))
         # The first pass saw the whole page and chose the digit; the sharper look keeps to
         # it (a shadow's edge or a page's corner inside the crop is not taken for ink).
         found = np.zeros(grey.shape, bool)
@@ -216,6 +218,36 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         except ImageError:
             pass  # keep the first pass's digit
     return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
+
+
+def sharp_crop(image: Image.Image, box: tuple[int, int, int, int], digit: float
+               ) -> Image.Image:
+    """``box`` (in ``image``'s pixels) cut from a sharper decode when ``image`` is a JPEG
+    that decode_image read at reduced scale and the digit in it (``digit`` px high or
+    wide) is too small to keep its strokes: a digit a few percent of a big photo's height
+    was 5-15 px at 1/8 scale."""
+    data = image.info.get("mlplab_jpeg")
+    side = max(box[2] - box[0], box[3] - box[1])
+    if data is None or side >= WORK_SIDE or digit >= 32:
+        return image.crop(box)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            full = Image.open(io.BytesIO(data))
+            gain = max(full.size) / max(image.size)  # the reduction the first decode used
+            # A reduction (JPEG decodes at 1/1-1/8) that gives the digit about 48 px: enough
+            # for its strokes, while a grid's lines or dots stay as faint as at first.
+            reduction = max(1.0, min(gain, digit * gain / 48))
+            if reduction >= gain / 1.5:
+                return image.crop(box)
+            full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
+            full.load()
+            full = ImageOps.exif_transpose(full)
+    except Exception:  # already decoded once; anything odd keeps the first decode
+        return image.crop(box)
+    k = full.width / image.width
+    return full.crop((int(box[0] * k), int(box[1] * k), min(full.width, int(box[2] * k) + 1),
+                      min(full.height, int(box[3] * k) + 1)))
 
 
 def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
@@ -294,7 +326,13 @@ def is_inverted(grey: np.ndarray) -> bool:
     margin = (background - darkest) - (brightest - background)
     if abs(margin) > 0.35 or min(grey.shape) < 48:
         return margin > 0
-    # Close call: a shadow across the page puts much of the border in the dark, and the
+    # Close call: first, which way the ink departs from a coarse local median of the paper
+    # (cheap; a flash's bright spot or a vignette lies beyond the border's range, but not
+    # beyond its own neighbourhood). Only a clear answer is taken.
+    departure = local_departure(grey, k)
+    if abs(departure) >= 0.1:
+        return departure > 0
+    # Still close: a shadow across the page puts much of the border in the dark, and the
     # lit paper, brighter than the border's median (by up to 0.35 more than the ink is
     # darker, in a deep shadow), runs into the frame too. The ink
     # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
@@ -318,6 +356,35 @@ def is_inverted(grey: np.ndarray) -> bool:
     return 0.5 - kth_sorted(residual, k) > kth_sorted(residual, k, largest=True) - 0.5
 
 
+def local_departure(grey: np.ndarray, k: int) -> float:
+    """How much further the k-th darkest pixel lies below its local background than the
+    k-th brightest lies above it (> 0: dark ink). The local background is the median of
+    overlapping windows (a third of the short side, at half-window steps) of a ~40-px
+    copy, interpolated back: the ink is a minority in every window, a shadow's or a
+    flash's slow change is followed."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    factor = max(1, min(grey.shape) // 40)
+    coarse = np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").reduce(factor))
+    size = max(5, min(coarse.shape) // 3)
+    step = max(1, size // 2)
+    windows = sliding_window_view(coarse, (size, size))[::step, ::step]
+    median = np.median(windows.reshape(*windows.shape[:2], -1), axis=-1).astype(np.float32)
+
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # grey's pixel centres in window-grid units (the windows' centres at 0, 1, …)
+        at = np.clip(((np.arange(n) + 0.5) / factor - 0.5 - (size - 1) / 2) / step, 0, m - 1)
+        lo = np.minimum(at.astype(np.intp), max(m - 2, 0))
+        return lo, np.minimum(lo + 1, m - 1), (at - lo).astype(np.float32)
+
+    y0, y1, ty = axis(grey.shape[0], median.shape[0])
+    x0, x1, tx = axis(grey.shape[1], median.shape[1])
+    rows = median[y0] * (1 - ty)[:, None] + median[y1] * ty[:, None]
+    local = rows[:, x0] * (1 - tx) + rows[:, x1] * tx
+    residual = np.clip(0.5 + (grey - local), 0, 1)
+    return (0.5 - kth(residual, k)) - (kth(residual, k, largest=True) - 0.5)
+
+
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """A sheet of paper photographed on a darker desk (or a photo rotated with its
     corners filled black): what lies outside the sheet becomes the sheet's colour, so
@@ -333,7 +400,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     border = border_pixels(grey)
     bright = grey > t
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if fraction(border < t) < 0.01 or not 0.3 < fraction(bright) < 0.995:
+    if fraction(border < t) < 0.01 or not 0.1 < fraction(bright) < 0.995:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
@@ -353,9 +420,18 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
     # the digit is not a sheet.
     holes = int(filled.sum() - sheet.sum())
-    if filled.sum() < 0.25 * grey.size or filled.sum() < 0.7 * box_area or \
+    if bright.mean() < 0.3 or filled.sum() < 0.25 * grey.size or \
+            filled.sum() < 0.7 * box_area or \
             holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
-        return grey, 0.0
+        # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
+        # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
+        # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
+        # a drawing app's canvas in a dark window may hold a quarter of its area in ink.
+        if not (0.1 * grey.size <= filled.sum() and
+                0.25 * filled.sum() >= holes >= max(5, grey.size // 2000) and
+                filled.sum() >= 0.88 * rotated_box_area(filled) and
+                edge_alignment(filled) >= 0.7):
+            return grey, 0.0
     inside = erode3(erode3(filled))
     if not inside.any():
         return grey, 0.0
@@ -367,11 +443,42 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         outside = grey[core]
         level = median(outside)
         darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
-        if (outside < level - max(0.1, 0.3 * (level - darkest))).sum() >= \
-                max(5, grey.size // 2000):
+        # Ink is strokes: dark pixels beside dark pixels (a textured desk's grain and the
+        # sensor's noise leave single ones).
+        dark = core & (grey < level - max(0.1, 0.3 * (level - darkest)))
+        if (dark & dilate_ring(dark)).sum() >= max(5, grey.size // 2000):
             return grey, 0.0
     paper = median(grey[sheet & inside])
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
+
+
+def rotated_box_area(region: np.ndarray) -> float:
+    """The area of the region's bounding box turned to its edges' direction (the
+    smallest over the directions of its outline, within 1°)."""
+    ys, xs = np.nonzero(region & ~erode3(region))
+    if len(ys) < 3:
+        return float(region.size)
+    angle = np.radians(np.arange(0.0, 90.0, 1.0, dtype=np.float32))[:, None]
+    c, s = np.cos(angle), np.sin(angle)
+    xs, ys = xs.astype(np.float32)[None], ys.astype(np.float32)[None]
+    u, v = xs * c + ys * s, ys * c - xs * s
+    return float(((np.ptp(u, 1) + 1) * (np.ptp(v, 1) + 1)).min())
+
+
+def edge_alignment(region: np.ndarray) -> float:
+    """How much of the region's outline runs in two directions at right angles: 1 for a
+    rectangle turned any way, near 0 for a round shape."""
+    from scipy import ndimage
+
+    edge = region & ~erode3(region)
+    smooth = ndimage.uniform_filter(region.astype(np.float32), 5)
+    gy, gx = np.gradient(smooth)
+    gy, gx = gy[edge], gx[edge]
+    weight = np.hypot(gy, gx)
+    phi = 4 * np.arctan2(gy, gx)
+    total = float(weight.sum())
+    return float(np.hypot((weight * np.cos(phi)).sum(), (weight * np.sin(phi)).sum())) / total \
+        if total > 0 else 0.0
 
 
 def sheet_tilt(sheet: np.ndarray) -> float:
@@ -427,6 +534,12 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     t = otsu(flat)
     strong = drop_pale_lines(flat > max(t, 0.25), flat)
     labels, n, window = label8(strong)
+    if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
+        lined = remove_ruled_lines(flat, strong)
+        if lined is not None:
+            flat = lined
+            strong = flat > max(t, 0.25)
+            labels, n, window = label8(strong)
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
     peaks = np.zeros(n + 1, np.float32)
@@ -486,6 +599,48 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     window = (slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
     crop = coverage[window] * dilate3(digit[window])
     return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
+
+
+def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
+    """Ruled or squared paper photographed a little turned: at the working size its thin
+    lines break into short pieces that the tests on whole pieces cannot tell from ink.
+    Lines are found as rows (or columns), straight at some angle within ±8°, that faint
+    or strong pixels cover across most of the frame and that are paler than the ink; on
+    them only what is clearly brighter than the line (the ink crossing it) is kept. None
+    when there are no such lines."""
+    out = None
+    for transpose in (False, True):
+        f = (out if out is not None else flat)
+        f = f.T if transpose else f
+        m = f > 0.15  # the lines' faint pixels count too (below the ink's threshold)
+        h, w = m.shape
+        ys, xs = np.nonzero(m)
+        if len(ys) < w:
+            continue
+        best = None
+        for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
+            rows = np.round(ys - xs * slope).astype(np.intp)
+            lo = int(rows.min())
+            profile = np.bincount(rows - lo)
+            lines = np.flatnonzero(profile >= 0.5 * w)
+            if best is None or len(lines) > len(best[2]):
+                best = (slope, lo, lines)
+        slope, lo, lines = best
+        if len(lines) < 2:
+            continue
+        yy, xx = np.indices((h, w))
+        at = np.round(yy - xx * slope).astype(np.intp) - lo
+        on = np.zeros(max(int(at.max()) + 2, int(lines.max()) + 2), bool)
+        on[lines] = True
+        on[np.clip(lines - 1, 0, None)] |= True
+        on[lines + 1] = True
+        band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0)
+        level = float(np.median(f[band & m])) if (band & m).any() else 1.0
+        if level > 0.6:  # as strong as the ink: a digit's own bars, not printed lines
+            continue
+        g = np.where(band & (f < 2.0 * level), 0.0, f).astype(np.float32)
+        out = g.T if transpose else g
+    return out
 
 
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -755,6 +910,13 @@ def erode3(mask: np.ndarray) -> np.ndarray:
 def touches_frame(mask: np.ndarray) -> bool:
     """Whether any of ``mask`` lies on the image's outermost rows or columns."""
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def dilate_ring(mask: np.ndarray) -> np.ndarray:
+    """Whether any of each pixel's 8 neighbours is set (the pixel itself not counted)."""
+    p = np.pad(mask, 1)
+    return (p[:-2, :-2] | p[:-2, 1:-1] | p[:-2, 2:] | p[1:-1, :-2] | p[1:-1, 2:] |
+            p[2:, :-2] | p[2:, 1:-1] | p[2:, 2:])
 
 
 def dilate3(mask: np.ndarray) -> np.ndarray:
