@@ -1017,23 +1017,44 @@ MNIST_STROKE = (0.085, 0.125, 0.16)
 
 def stroke_ratio(mask: np.ndarray) -> float:
     """The mask's stroke width as a fraction of its longest side."""
-    from scipy import ndimage
-
     padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
     padded[1:-1, 1:-1] = mask
     mask = padded
     if not mask.any():
         return MNIST_STROKE[1]
-    # The Euclidean distance transform's nearest background pixels, and the squared
-    # distances as integers: the ridge (a local maximum) is found on those, and the square
-    # root taken on the ridge only (the same numbers as distance_transform_edt's depths).
-    near = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
-    dy = near[0] - np.arange(mask.shape[0], dtype=near.dtype)[:, None]
-    dx = near[1] - np.arange(mask.shape[1], dtype=near.dtype)[None, :]
-    squared = dy * dy + dx * dx
+    # The squared Euclidean distances to the background, as integers: the ridge (a local
+    # maximum) is found on those, and the square root taken on the ridge only (the same
+    # numbers as distance_transform_edt's depths).
+    squared = squared_distances(mask)
     ridge = mask & (squared >= max3(squared))
     depth = np.sqrt(squared[ridge].astype(np.float64))
     return float(2.0 * depth.mean() - 1.0) / (max(mask.shape) - 2)
+
+
+def squared_distances(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's squared Euclidean distance to the nearest background pixel, exact in
+    int32, for a mask whose frame is background (the same numbers as SciPy's distance
+    transform, squared, several times faster on a digit's mask).
+
+    Along the rows, the distance g to the nearest background pixel of the same row; then
+    D(y, x) = min over rows y' of (y - y')² + g(y', x)², where only rows closer than the
+    distance found so far can do better: a few shifts for strokes a few pixels deep."""
+    h, w = mask.shape
+    cols = np.arange(w, dtype=np.int32)
+    left = np.maximum.accumulate(np.where(mask, 0, cols), axis=1)  # column 0 is background
+    right = np.minimum.accumulate(np.where(mask, w - 1, cols)[:, ::-1], axis=1)[:, ::-1]
+    g = np.minimum(cols - left, right - cols)
+    g *= g
+    out = g.copy()
+    shifted = np.empty_like(g)
+    d = 1
+    while d * d < out.max():
+        np.add(g[:-d], d * d, out=shifted[:h - d])
+        np.minimum(out[d:], shifted[:h - d], out=out[d:])
+        np.add(g[d:], d * d, out=shifted[:h - d])
+        np.minimum(out[:-d], shifted[:h - d], out=out[:-d])
+        d += 1
+    return out
 
 
 def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndarray:
