@@ -844,15 +844,35 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         blocks = np.minimum(np.minimum(g[0::2, 0::2], g[1::2, 0::2]),
                             np.minimum(g[0::2, 1::2], g[1::2, 1::2]))
         half = size // 2
+        level = even_level(blocks, half)
+        if level is not None:  # (the opening, its dilation and smoothing are that level)
+            return np.minimum(grey, level)
         opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
         smooth = smooth_upsampled(dilated_pairs(opened), h, w)
     else:
+        level = even_level(grey, size)
+        if level is not None:
+            return np.minimum(grey, level)
         opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
         smooth = ndimage.uniform_filter(opened, size=3)
     return np.minimum(smooth, grey)
+
+
+def even_level(a: np.ndarray, size: int) -> np.float32 | None:
+    """The opening's value when ``a``'s minimum lies in every size×size window (a clean
+    canvas's exact background): then the minimum filter, and so the opening, is that
+    level everywhere. Sufficient: every tile of ⌈size/2⌉ pixels holds the minimum, as
+    every window (mirrored at the edges, as SciPy's) holds a whole tile. None otherwise."""
+    tile = (size + 1) // 2
+    if tile < 1:
+        return None
+    mins = np.minimum.reduceat(a, np.arange(0, a.shape[0], tile), axis=0)
+    mins = np.minimum.reduceat(mins, np.arange(0, a.shape[1], tile), axis=1)
+    low = mins.min()
+    return low if mins.max() == low else None
 
 
 def dilated_pairs(blocks: np.ndarray) -> np.ndarray:
