@@ -63,6 +63,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
             if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
                 # Decode at 1/2-1/8 scale, and grey (libjpeg skips the colour conversion).
                 image.draft("L", (WORK_SIDE, WORK_SIDE))
+                image.decodermaxblock = len(data)  # one read: no 64 KB pieces to rejoin
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageError:
