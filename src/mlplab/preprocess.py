@@ -728,6 +728,8 @@ def flatten(grey: np.ndarray) -> np.ndarray:
 def curvature(background: np.ndarray) -> float:
     """How far a background map departs from a plane (its 5th-95th percentile spread)."""
     b = background[::4, ::4]
+    if b.min() == b.max():  # an even map (a clean canvas): the plane itself, no spread
+        return 0.0
     design = plane_design(b.shape)
     coef = plane_solver(b.shape) @ b.ravel()  # the least-squares plane (as lstsq's)
     residual = np.sort(np.clip(0.5 + b.ravel() - design @ coef, 0, 1))
