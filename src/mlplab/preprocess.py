@@ -352,17 +352,21 @@ def is_inverted(grey: np.ndarray) -> bool:
     local = ndimage.median_filter(np.asarray(coarse), size=max(5, min(coarse.size) // 3))
     local = np.asarray(Image.fromarray(local, mode="F").resize(
         grey.shape[::-1], Image.Resampling.BILINEAR))
-    residual = (grey - local).ravel()
-    residual = np.sort(np.clip(0.5 + residual, 0, 1))
-    return 0.5 - kth_sorted(residual, k) > kth_sorted(residual, k, largest=True) - 0.5
+    return ink_departure(grey, local, k) > 0
+
+
+def ink_departure(grey: np.ndarray, local: np.ndarray, k: int) -> float:
+    """How much further the k-th darkest pixel lies below its local background than the
+    k-th brightest lies above it (> 0: dark ink)."""
+    residual = np.sort(np.clip(0.5 + (grey - local), 0, 1).ravel())
+    return (0.5 - kth_sorted(residual, k)) - (kth_sorted(residual, k, largest=True) - 0.5)
 
 
 def local_departure(grey: np.ndarray, k: int) -> float:
-    """How much further the k-th darkest pixel lies below its local background than the
-    k-th brightest lies above it (> 0: dark ink). The local background is the median of
-    overlapping windows (a third of the short side, at half-window steps) of a ~40-px
-    copy, interpolated back: the ink is a minority in every window, a shadow's or a
-    flash's slow change is followed."""
+    """:func:`ink_departure` from a local background: the median of overlapping windows (a
+    third of the short side, at half-window steps) of a ~40-px copy, interpolated back:
+    the ink is a minority in every window, a shadow's or a flash's slow change is
+    followed."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     factor = max(1, min(grey.shape) // 40)
@@ -370,7 +374,7 @@ def local_departure(grey: np.ndarray, k: int) -> float:
     size = max(5, min(coarse.shape) // 3)
     step = max(1, size // 2)
     windows = sliding_window_view(coarse, (size, size))[::step, ::step]
-    median = np.median(windows.reshape(*windows.shape[:2], -1), axis=-1).astype(np.float32)
+    medians = np.median(windows.reshape(*windows.shape[:2], -1), axis=-1).astype(np.float32)
 
     def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # grey's pixel centres in window-grid units (the windows' centres at 0, 1, …)
@@ -378,12 +382,10 @@ def local_departure(grey: np.ndarray, k: int) -> float:
         lo = np.minimum(at.astype(np.intp), max(m - 2, 0))
         return lo, np.minimum(lo + 1, m - 1), (at - lo).astype(np.float32)
 
-    y0, y1, ty = axis(grey.shape[0], median.shape[0])
-    x0, x1, tx = axis(grey.shape[1], median.shape[1])
-    rows = median[y0] * (1 - ty)[:, None] + median[y1] * ty[:, None]
-    local = rows[:, x0] * (1 - tx) + rows[:, x1] * tx
-    residual = np.clip(0.5 + (grey - local), 0, 1)
-    return (0.5 - kth(residual, k)) - (kth(residual, k, largest=True) - 0.5)
+    y0, y1, ty = axis(grey.shape[0], medians.shape[0])
+    x0, x1, tx = axis(grey.shape[1], medians.shape[1])
+    rows = medians[y0] * (1 - ty)[:, None] + medians[y1] * ty[:, None]
+    return ink_departure(grey, rows[:, x0] * (1 - tx) + rows[:, x1] * tx, k)
 
 
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -400,8 +402,10 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     t = otsu(grey)
     border = border_pixels(grey)
     bright = grey > t
+    lit = fraction(bright)
+    few = max(5, grey.size // 2000)  # pixels: fewer are noise, not a digit's strokes
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if fraction(border < t) < 0.01 or not 0.1 < fraction(bright) < 0.995:
+    if fraction(border < t) < 0.01 or not 0.1 < lit < 0.995:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
@@ -420,17 +424,16 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # however bold, are not.
     # The digit is on the sheet (as holes in it): a lit patch of a shadowed page without
     # the digit is not a sheet.
-    holes = int(filled.sum() - sheet.sum())
-    if bright.mean() < 0.3 or filled.sum() < 0.25 * grey.size or \
-            filled.sum() < 0.7 * box_area or \
-            holes > 0.15 * filled.sum() or holes < max(5, grey.size // 2000):
+    area = int(filled.sum())
+    holes = area - int(sheet.sum())
+    if lit < 0.3 or area < 0.25 * grey.size or area < 0.7 * box_area or \
+            holes > 0.15 * area or holes < few:
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
         # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
         # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
         # a drawing app's canvas in a dark window may hold a quarter of its area in ink.
-        if not (0.1 * grey.size <= filled.sum() and
-                0.25 * filled.sum() >= holes >= max(5, grey.size // 2000) and
-                filled.sum() >= 0.88 * rotated_box_area(filled) and
+        if not (0.1 * grey.size <= area and 0.25 * area >= holes >= few and
+                area >= 0.88 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
     inside = erode3(erode3(filled))
@@ -443,11 +446,11 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     if core.any():
         outside = grey[core]
         level = median(outside)
-        darkest = kth(grey, min(max(5, grey.size // 2000), grey.size - 1))
+        darkest = kth(grey, min(few, grey.size - 1))
         # Ink is strokes: dark pixels beside dark pixels (a textured desk's grain and the
         # sensor's noise leave single ones).
         dark = core & (grey < level - max(0.1, 0.3 * (level - darkest)))
-        if (dark & dilate_ring(dark)).sum() >= max(5, grey.size // 2000):
+        if (dark & dilate_ring(dark)).sum() >= few:
             return grey, 0.0
     paper = median(grey[sheet & inside])
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
@@ -469,35 +472,36 @@ def rotated_box_area(region: np.ndarray) -> float:
 def edge_alignment(region: np.ndarray) -> float:
     """How much of the region's outline runs in two directions at right angles: 1 for a
     rectangle turned any way, near 0 for a round shape."""
+    c, s, total = outline_directions(region, region & ~erode3(region))
+    total = float(total)
+    return float(np.hypot(c, s)) / total if total > 0 else 0.0
+
+
+def outline_directions(region: np.ndarray, edge: np.ndarray
+                       ) -> tuple[np.float32, np.float32, np.float32]:
+    """The ``edge`` pixels' outline directions, summed as (cos 4φ, sin 4φ) weighted by the
+    gradient of the smoothed region, and the weights' total: edges at right angles agree
+    modulo 90°, so a rectangle's outline adds up and a round one cancels out."""
     from scipy import ndimage
 
-    edge = region & ~erode3(region)
     smooth = ndimage.uniform_filter(region.astype(np.float32), 5)
     gy, gx = np.gradient(smooth)
     gy, gx = gy[edge], gx[edge]
     weight = np.hypot(gy, gx)
     phi = 4 * np.arctan2(gy, gx)
-    total = float(weight.sum())
-    return float(np.hypot((weight * np.cos(phi)).sum(), (weight * np.sin(phi)).sum())) / total \
-        if total > 0 else 0.0
+    return (weight * np.cos(phi)).sum(), (weight * np.sin(phi)).sum(), weight.sum()
 
 
 def sheet_tilt(sheet: np.ndarray) -> float:
     """The direction of a sheet's straight edges inside the frame, in degrees (within
     ±20°; 0 when the edges are not straight and square enough to tell)."""
-    from scipy import ndimage
-
     edge = sheet & ~erode3(sheet)
     edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = False, False, False, False
     if edge.sum() < 20:
         return 0.0
-    smooth = ndimage.uniform_filter(sheet.astype(np.float32), 5)
-    gy, gx = np.gradient(smooth)
-    gy, gx = gy[edge], gx[edge]
-    weight = np.hypot(gy, gx)
-    phi = 4 * np.arctan2(gy, gx)  # edges at right angles agree modulo 90°
-    c, s = float((weight * np.cos(phi)).sum()), float((weight * np.sin(phi)).sum())
-    if np.hypot(c, s) < 0.6 * float(weight.sum()):
+    c, s, total = outline_directions(sheet, edge)
+    c, s = float(c), float(s)
+    if np.hypot(c, s) < 0.6 * float(total):
         return 0.0
     tilt = float(np.degrees(np.arctan2(s, c) / 4))
     return tilt if 1.0 <= abs(tilt) <= 20.0 else 0.0
@@ -636,7 +640,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
         on[np.clip(lines - 1, 0, None)] |= True
         on[lines + 1] = True
         band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0)
-        level = float(np.median(f[band & m])) if (band & m).any() else 1.0
+        level = median(f[band & m]) if (band & m).any() else 1.0
         if level > 0.6:  # as strong as the ink: a digit's own bars, not printed lines
             continue
         g = np.where(band & (f < 2.0 * level), 0.0, f).astype(np.float32)
@@ -782,19 +786,10 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
     return out if len(out) < len(kept) else []
 
 
-def noise_level(grey: np.ndarray) -> float:
-    """The pixel noise's standard deviation, from neighbours' differences (robust to ink).
-
-    For Gaussian noise the 25th percentile of |difference| is 0.453 σ (a quarter of the
-    pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
-    along one of the two directions).
-    """
-    return min(noise_levels(grey), default=0.0)
-
-
 def noise_above(grey: np.ndarray, limit: float) -> bool:
-    """``noise_level(grey) > limit``, looking at the second direction only when the first
-    one's noise is above the limit too (the level is the lower of the two)."""
+    """Whether the pixel noise's standard deviation, the lower of the two directions'
+    estimates (:func:`noise_levels`), is above ``limit``; the second direction is looked
+    at only when the first one's noise is above the limit too."""
     seen = False
     for level in noise_levels(grey):
         if level <= limit:
@@ -804,7 +799,13 @@ def noise_above(grey: np.ndarray, limit: float) -> bool:
 
 
 def noise_levels(grey: np.ndarray):
-    """``noise_level``'s estimate along each direction in turn (rows, then columns)."""
+    """The pixel noise's standard deviation estimated from neighbours' differences (robust
+    to ink), along each direction in turn (rows, then columns).
+
+    For Gaussian noise the 25th percentile of |difference| is 0.453 σ (a quarter of the
+    pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
+    along one of the two directions).
+    """
     if grey.size > 20_000:
         grey = grey[::2, ::2]  # a sample is plenty, and four times faster
     for axis in (0, 1):
