@@ -226,7 +226,7 @@ START_BACKEND = """
 import json, os, sys
 import mlplab
 from mlplab.config import RECIPES, TrainConfig
-from mlplab.engine import start_backend
+from mlplab.backend import start_backend
 from mlplab.models import LAB_MODELS
 config = LAB_MODELS["model_1"] if sys.argv[1] == "model_1" else TrainConfig(**RECIPES["best"])
 first = start_backend(config)
@@ -246,8 +246,8 @@ def test_start_backend_uses_one_xla_thread_for_small_models(model):
     choice is made when JAX starts its CPU backend."""
     import json
 
+    from mlplab.backend import ONE_THREAD_MAX_MACS, step_macs
     from mlplab.config import RECIPES
-    from mlplab.engine import ONE_THREAD_MAX_MACS, step_macs
     from mlplab.models import LAB_MODELS
 
     assert step_macs(LAB_MODELS["model_1"]) == 64 * (784 * 64 + 64 * 10)
@@ -260,3 +260,14 @@ def test_start_backend_uses_one_xla_thread_for_small_models(model):
     assert got["first"] == (1 if model == "model_1" else cores)
     assert got["threads"] == got["first"]
     assert got["again"] is None and not got["env_left"]
+
+
+def test_start_backend_leaves_other_backends_alone():
+    """On another Keras backend there is no JAX backend to start: JAX is not imported."""
+    probe = ("import sys, mlplab; from mlplab.config import TrainConfig; "
+             "from mlplab.backend import start_backend; "
+             "print(start_backend(TrainConfig()), 'jax' in sys.modules)")
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["None", "False"]

@@ -158,7 +158,7 @@ def train(config: TrainConfig, dataset: Dataset, *, run: Run | None = None,
     Ctrl-C stops after the current epoch's checkpoint is saved; the result's status is
     then ``interrupted`` and ``--resume`` continues exactly where it stopped.
     """
-    from mlplab.engine import start_backend
+    from mlplab.backend import start_backend
 
     split = split_data(dataset.limit(config.limit), config)
     start_backend(config, input_dim=split.x_train.shape[1])  # before the first JAX array

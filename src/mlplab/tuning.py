@@ -301,7 +301,7 @@ def run_study(study: Any, *, space: SearchSpace, runs_dir: str | Path, trials: i
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from mlplab.engine import start_backend
+    from mlplab.backend import start_backend
     from mlplab.runs import create_run, open_run, train_run
 
     start_backend()  # trials of every size share this process: one XLA thread per core
