@@ -300,3 +300,18 @@ def test_hard_shadow_across_a_photo_is_not_ink(sample):
         overlaps.append((shadowed & even).sum() / max((shadowed | even).sum(), 1))
     # Before division by the paper's brightness the median overlap was 0.59.
     assert np.median(overlaps) >= 0.9, np.round(np.sort(overlaps), 2)
+
+
+def test_wide_digits_are_narrowed_to_mnists_range_and_narrow_ones_kept():
+    from mlplab.preprocess import MNIST_WIDE, limit_aspect
+
+    ring = np.zeros((60, 120), bool)  # a wide 0: an ellipse's outline, twice as wide as tall
+    yy, xx = np.mgrid[:60, :120]
+    r = ((yy - 29.5) / 29.5) ** 2 + ((xx - 59.5) / 59.5) ** 2
+    ring[(r <= 1) & (r >= 0.6)] = True
+    out = limit_aspect(ring)
+    # (the ellipse's one-pixel tips at the top and bottom may average away)
+    assert out.shape[0] >= 56 and abs(out.shape[1] / out.shape[0] - MNIST_WIDE) < 0.05
+    assert not out[30, out.shape[1] // 2]  # still a ring: the hole stays open
+    narrow = ring[:, 40:80]
+    assert limit_aspect(narrow) is narrow

@@ -424,6 +424,19 @@ def slanted_and_squeezed(d, rng):
     return encode(compose(cov, 0.95, 0.1), "JPEG", quality=85)
 
 
+def round_wide_hand(d, rng):
+    """A round, wide hand on paper: digits 1.15-1.5 times as wide as the MNIST writer's
+    and a little squat, photographed."""
+    size = int(rng.integers(200, 320))
+    cov = coverage(d, size)
+    wide, squat = rng.uniform(1.15, 1.5), rng.uniform(0.85, 1.0)
+    img = Image.fromarray(cov, mode="F").resize((int(size * wide), int(size * squat)),
+                                                Image.Resampling.BICUBIC)
+    cov = place((int(size * 1.2) + 80, int(size * 1.6) + 80), np.asarray(img), rng)
+    paper = 0.93 + paper_noise(cov.shape, rng, 0.01)
+    return encode(compose(cov, paper, 0.15), "JPEG", quality=int(rng.integers(75, 92)))
+
+
 def boxed_or_underlined(d, rng):
     """A digit written in a form's box, or underlined: a line that is not part of it."""
     from PIL import ImageDraw
@@ -542,5 +555,6 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     webp, mnist_png, felt_tip, chalkboard, sticky_note, squared_paper, blurry_photo,
     phone_photo, scanned_page_small_digit, web_canvas, coloured_on_transparent,
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
+    round_wide_hand,
     boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
     note_on_desk)}
