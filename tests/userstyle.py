@@ -529,7 +529,8 @@ def ruled_margin_touching(d, rng):
 
 def note_on_desk(d, rng):
     """A sticky note (or a card) on a desk, photographed from above: the note takes 15-50%
-    of the frame and is turned up to 20°; the rest is a darker desk of any colour."""
+    of the frame and is turned up to 20°; the rest is a darker desk of any colour, grained, its
+    corners darker still."""
     note = int(rng.integers(220, 360))
     cov = place((note, note), pen_coverage(d, int(note * rng.uniform(0.5, 0.75)),
                                            rng.uniform(0.05, 0.11)), rng, centred=True)
@@ -539,12 +540,20 @@ def note_on_desk(d, rng):
                            .astype(np.uint8)).convert("RGBA")
     card = card.rotate(float(rng.uniform(-20, 20)), Image.Resampling.BICUBIC, expand=True)
     side = max(card.width + 2, int(note / np.sqrt(rng.uniform(0.15, 0.5))))
-    desk = Image.fromarray((np.clip(np.array(rng.uniform(0.1, 0.5, 3), np.float32) +
+    # A wooden desk's grain: streaks along one direction, up to ±15 % of its reflectance.
+    grain = ndimage.gaussian_filter(rng.normal(0, 1, (side, side)), (1, 15))
+    grain *= rng.uniform(0, 0.15) / (grain.std() + 1e-9)
+    wood = np.array(rng.uniform(0.1, 0.5, 3), np.float32)
+    desk = Image.fromarray((np.clip(wood * (1 + grain[..., None]) +
                                     paper_noise((side, side), rng, 0.03)[..., None], 0, 1)
                             * 255).astype(np.uint8))
     desk.paste(card, (int(rng.integers(0, side - card.width)),
                       int(rng.integers(0, side - card.height))), card)
-    pixels = np.asarray(desk, np.float32) / 255 + rng.normal(0, 0.015, (side, side, 1))
+    # The phone's lens darkens the frame's corners (a vignette, up to 45 %).
+    yy, xx = (np.mgrid[:side, :side] - (side - 1) / 2) / (side / 2)
+    vignette = (1 - rng.uniform(0, 0.45) * (yy**2 + xx**2) / 2)[..., None]
+    pixels = np.asarray(desk, np.float32) / 255 * vignette + \
+        rng.normal(0, 0.015, (side, side, 1))
     return encode(pixels, "JPEG", quality=int(rng.integers(70, 90)))
 
 

@@ -443,16 +443,24 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # Judged away from the sheet's edge (a thin black sliver's edge is grey, not desk).
     # (No core at all: only slivers at the frame, a slightly rotated photo's corners.)
     core = ~dilate3(dilate3(filled))
+    paper = median(grey[sheet & inside])
     if core.any():
         outside = grey[core]
         level = median(outside)
         darkest = kth(grey, min(few, grey.size - 1))
         # Ink is strokes: dark pixels beside dark pixels (a textured desk's grain and the
-        # sensor's noise leave single ones).
-        dark = core & (grey < level - max(0.1, 0.3 * (level - darkest)))
+        # sensor's noise leave single ones), darker than what is around them (a vignette
+        # darkens a desk's corners smoothly: dark, but no darker than its surroundings),
+        # and by at least half the share of the light that the digit's ink takes from the
+        # sheet: in a shadow, paper and ink lose light alike, so ink there keeps its share
+        # (a wooden desk's grain takes far less). ``ink``: the ink's light ÷ the paper's.
+        holes = grey[filled & ~sheet]
+        ink = kth(holes, holes.size // 4) / max(paper, 1e-3)
+        around = np.minimum(ndimage.uniform_filter(grey, size=9), level)
+        dark = core & (grey < np.minimum(around - max(0.1, 0.3 * (level - darkest)),
+                                         around * (0.5 + 0.5 * min(ink, 1.0))))
         if (dark & dilate_ring(dark)).sum() >= few:
             return grey, 0.0
-    paper = median(grey[sheet & inside])
     return np.where(inside, grey, paper).astype(np.float32), sheet_tilt(filled)
 
 
