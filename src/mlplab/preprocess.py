@@ -790,12 +790,47 @@ def noise_above(grey: np.ndarray, limit: float) -> bool:
     """Whether the pixel noise's standard deviation, the lower of the two directions'
     estimates (:func:`noise_levels`), is above ``limit``; the second direction is looked
     at only when the first one's noise is above the limit too."""
+    if not np.isfinite(limit):
+        return noise_levels_above(grey, limit)
+    # A level is kth's bin i over 1023 and 0.453: the highest bin at most ``limit`` (a
+    # step or two from its estimate) lets a count of the differences in the bins up to it
+    # answer without sorting them.
+    def at_most(i: int) -> bool:
+        return min(i, 1023) / 1023.0 / 0.453 <= limit
+
+    top = min(max(int(limit * 0.453 * 1023.0), -1), 1023)
+    while top >= 0 and not at_most(top):
+        top -= 1
+    while top < 1023 and at_most(top + 1):
+        top += 1
+    seen = False
+    for diff in noise_diffs(grey):
+        if kth_bin_at_most(diff, diff.size // 4, top):
+            return False
+        seen = True
+    return seen or 0.0 > limit
+
+
+def noise_levels_above(grey: np.ndarray, limit: float) -> bool:
+    """:func:`noise_above` by the levels themselves."""
     seen = False
     for level in noise_levels(grey):
         if level <= limit:
             return False
         seen = True
     return seen or 0.0 > limit
+
+
+def kth_bin_at_most(x: np.ndarray, k: int, i: int) -> bool:
+    """Whether ``kth(x, k)`` is at most bin ``i``'s value (``i / 1023``): the same answer,
+    by counting the values in bins 0-i (no sort). A value's bin is int(value · 1023) in
+    x's precision, clipped to 0-1023, so it is at most i < 1023 when value · 1023 < i + 1."""
+    flat = x.ravel()
+    if not 0 <= k < flat.size or flat.dtype not in (np.float32, np.float64):
+        return kth(x, k) <= min(max(i, -1), 1023) / 1023.0
+    if i >= 1023 or i < 0:
+        return i >= 1023
+    return np.count_nonzero(flat * 1023.0 < i + 1) > k
 
 
 def noise_levels(grey: np.ndarray):
@@ -806,12 +841,19 @@ def noise_levels(grey: np.ndarray):
     pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
     along one of the two directions).
     """
+    for diff in noise_diffs(grey):
+        yield kth(diff, diff.size // 4) / 0.453
+
+
+def noise_diffs(grey: np.ndarray):
+    """The neighbours' absolute differences :func:`noise_levels` looks at, along each
+    direction in turn (those with any)."""
     if grey.size > 20_000:
         grey = grey[::2, ::2]  # a sample is plenty, and four times faster
     for axis in (0, 1):
         diff = np.abs(np.diff(grey, axis=axis)).ravel()
         if diff.size:
-            yield kth(diff, diff.size // 4) / 0.453
+            yield diff
 
 
 RIDGE_PCT = 10
