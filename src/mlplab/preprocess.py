@@ -1067,8 +1067,6 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
     An opening with a window wider than any stroke erases the strokes and keeps what
     is large — shadows, grey paper, a lighting gradient — which is then subtracted.
     """
-    from scipy import ndimage
-
     h, w = grey.shape
     if min(h, w) < 48:  # a small crop: lighting cannot vary across it
         rough = grey > otsu(grey)
@@ -1093,7 +1091,7 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         if level is not None:
             return np.minimum(grey, level)
         opened = window_extreme(window_extreme(grey, size, np.minimum), size, np.maximum)
-        smooth = ndimage.uniform_filter(opened, size=3)
+        smooth = smooth3(opened)
     return np.minimum(smooth, grey)
 
 
@@ -1143,6 +1141,26 @@ def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
             ((pairs > 0) & (pairs < TINY)).any():
         return ndimage.uniform_filter(upsample_pairs(pairs, h, w), size=3)
     return mean3_pairs(mean3_pairs(pairs, h, 0), w, 1)
+
+
+def smooth3(a: np.ndarray) -> np.ndarray:
+    """``ndimage.uniform_filter(a, size=3)`` (the same float32 numbers), by whole-array
+    sums of three: exact in float64, as SciPy's running sums, for values 0 or in
+    [2^-25, 1] (as :func:`smooth_upsampled`); otherwise SciPy does it."""
+    from scipy import ndimage
+
+    if a.dtype != np.float32 or min(a.shape) < 2 or a.min() < 0 or a.max() > 1 or \
+            ((a > 0) & (a < TINY)).any():
+        return ndimage.uniform_filter(a, size=3)
+    for _ in range(2):  # along the rows, then (transposed) along the columns
+        both = np.add(a[:-1], a[1:], dtype=np.float64)
+        out = np.empty(a.shape, np.float32)
+        # Edges clamped, as SciPy's mirrored border; divided in float64, stored as float32.
+        np.divide(both[:-1] + a[2:], 3.0, out=out[1:-1], casting="unsafe")
+        np.divide(both[:1] + a[:1], 3.0, out=out[:1], casting="unsafe")
+        np.divide(both[-1:] + a[-1:], 3.0, out=out[-1:], casting="unsafe")
+        a = out.T
+    return a
 
 
 def upsample_pairs(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
