@@ -798,12 +798,47 @@ def noise_above(grey: np.ndarray, limit: float) -> bool:
     """Whether the pixel noise's standard deviation, the lower of the two directions'
     estimates (:func:`noise_levels`), is above ``limit``; the second direction is looked
     at only when the first one's noise is above the limit too."""
+    if not np.isfinite(limit):
+        return noise_levels_above(grey, limit)
+    # A level is kth's bin i over 1023 and 0.453: the highest bin at most ``limit`` (a
+    # step or two from its estimate) lets a count of the differences in the bins up to it
+    # answer without sorting them.
+    def at_most(i: int) -> bool:
+        return min(i, 1023) / 1023.0 / 0.453 <= limit
+
+    top = min(max(int(limit * 0.453 * 1023.0), -1), 1023)
+    while top >= 0 and not at_most(top):
+        top -= 1
+    while top < 1023 and at_most(top + 1):
+        top += 1
+    seen = False
+    for diff in noise_diffs(grey):
+        if kth_bin_at_most(diff, diff.size // 4, top):
+            return False
+        seen = True
+    return seen or 0.0 > limit
+
+
+def noise_levels_above(grey: np.ndarray, limit: float) -> bool:
+    """:func:`noise_above` by the levels themselves."""
     seen = False
     for level in noise_levels(grey):
         if level <= limit:
             return False
         seen = True
     return seen or 0.0 > limit
+
+
+def kth_bin_at_most(x: np.ndarray, k: int, i: int) -> bool:
+    """Whether ``kth(x, k)`` is at most bin ``i``'s value (``i / 1023``): the same answer,
+    by counting the values in bins 0-i (no sort). A value's bin is int(value · 1023) in
+    x's precision, clipped to 0-1023, so it is at most i < 1023 when value · 1023 < i + 1."""
+    flat = x.ravel()
+    if not 0 <= k < flat.size or flat.dtype not in (np.float32, np.float64):
+        return kth(x, k) <= min(max(i, -1), 1023) / 1023.0
+    if i >= 1023 or i < 0:
+        return i >= 1023
+    return np.count_nonzero(flat * 1023.0 < i + 1) > k
 
 
 def noise_levels(grey: np.ndarray):
@@ -814,12 +849,19 @@ def noise_levels(grey: np.ndarray):
     pairs at least lie inside the paper or inside a stroke, even on a tight crop of a 1,
     along one of the two directions).
     """
+    for diff in noise_diffs(grey):
+        yield kth(diff, diff.size // 4) / 0.453
+
+
+def noise_diffs(grey: np.ndarray):
+    """The neighbours' absolute differences :func:`noise_levels` looks at, along each
+    direction in turn (those with any)."""
     if grey.size > 20_000:
         grey = grey[::2, ::2]  # a sample is plenty, and four times faster
     for axis in (0, 1):
         diff = np.abs(np.diff(grey, axis=axis)).ravel()
         if diff.size:
-            yield kth(diff, diff.size // 4) / 0.453
+            yield diff
 
 
 RIDGE_PCT = 10
@@ -959,6 +1001,34 @@ def max3(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def window_extreme(a: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
+    """``ndimage.minimum_filter(a, size)`` (``op`` np.minimum) or ``maximum_filter``
+    (np.maximum) of a 2-D array, the same numbers (a minimum or maximum does not round),
+    several times faster on the background's wide windows: SciPy's running extreme costs
+    more per pixel than a few whole-array ``op``s of windows doubling in width."""
+    if not 1 <= size <= min(a.shape):  # a window wider than the image: SciPy's mirroring
+        from scipy import ndimage
+
+        return (ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter)(
+            a, size=size)
+    before, after = size // 2, size - 1 - size // 2  # SciPy's centring of an even size
+    for _ in range(2):  # along the rows, then (transposed) along the columns
+        n = a.shape[0]
+        p = np.empty((n + size - 1,) + a.shape[1:], a.dtype)  # mirrored, as SciPy's "reflect"
+        p[before:before + n] = a
+        if before:
+            p[:before] = a[before - 1::-1]
+        if after:
+            p[before + n:] = a[:n - after - 1:-1]
+        width = 1
+        while 2 * width <= size:  # p[i] becomes the extreme of the ``width`` values from i
+            p = op(p[:-width], p[width:])
+            width *= 2
+        # Two overlapping windows of ``width`` cover one of ``size``.
+        a = (p if width == size else op(p[:n], p[size - width:size - width + n])).T
+    return a
+
+
 def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
     """``ndimage.label(mask, structure=SQUARE)`` (8-connected pieces), and the window
     holding them all: labelled on the mask's bounding box only, several times faster for
@@ -1005,8 +1075,6 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
     An opening with a window wider than any stroke erases the strokes and keeps what
     is large — shadows, grey paper, a lighting gradient — which is then subtracted.
     """
-    from scipy import ndimage
-
     h, w = grey.shape
     if min(h, w) < 48:  # a small crop: lighting cannot vary across it
         rough = grey > otsu(grey)
@@ -1021,7 +1089,7 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         level = even_level(blocks, half)
         if level is not None:  # (the opening, its dilation and smoothing are that level)
             return np.minimum(grey, level)
-        opened = ndimage.maximum_filter(ndimage.minimum_filter(blocks, size=half), size=half)
+        opened = window_extreme(window_extreme(blocks, half, np.minimum), half, np.maximum)
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
@@ -1030,8 +1098,8 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         level = even_level(grey, size)
         if level is not None:
             return np.minimum(grey, level)
-        opened = ndimage.maximum_filter(ndimage.minimum_filter(grey, size=size), size=size)
-        smooth = ndimage.uniform_filter(opened, size=3)
+        opened = window_extreme(window_extreme(grey, size, np.minimum), size, np.maximum)
+        smooth = smooth3(opened)
     return np.minimum(smooth, grey)
 
 
@@ -1081,6 +1149,26 @@ def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
             ((pairs > 0) & (pairs < TINY)).any():
         return ndimage.uniform_filter(upsample_pairs(pairs, h, w), size=3)
     return mean3_pairs(mean3_pairs(pairs, h, 0), w, 1)
+
+
+def smooth3(a: np.ndarray) -> np.ndarray:
+    """``ndimage.uniform_filter(a, size=3)`` (the same float32 numbers), by whole-array
+    sums of three: exact in float64, as SciPy's running sums, for values 0 or in
+    [2^-25, 1] (as :func:`smooth_upsampled`); otherwise SciPy does it."""
+    from scipy import ndimage
+
+    if a.dtype != np.float32 or min(a.shape) < 2 or a.min() < 0 or a.max() > 1 or \
+            ((a > 0) & (a < TINY)).any():
+        return ndimage.uniform_filter(a, size=3)
+    for _ in range(2):  # along the rows, then (transposed) along the columns
+        both = np.add(a[:-1], a[1:], dtype=np.float64)
+        out = np.empty(a.shape, np.float32)
+        # Edges clamped, as SciPy's mirrored border; divided in float64, stored as float32.
+        np.divide(both[:-1] + a[2:], 3.0, out=out[1:-1], casting="unsafe")
+        np.divide(both[:1] + a[:1], 3.0, out=out[:1], casting="unsafe")
+        np.divide(both[-1:] + a[-1:], 3.0, out=out[-1:], casting="unsafe")
+        a = out.T
+    return a
 
 
 def upsample_pairs(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
