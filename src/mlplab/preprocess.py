@@ -454,8 +454,8 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         # and by at least half the share of the light that the digit's ink takes from the
         # sheet: in a shadow, paper and ink lose light alike, so ink there keeps its share
         # (a wooden desk's grain takes far less). ``ink``: the ink's light ÷ the paper's.
-        holes = grey[filled & ~sheet]
-        ink = kth(holes, holes.size // 4) / max(paper, 1e-3)
+        ink_pixels = grey[filled & ~sheet]  # the sheet's holes: the digit
+        ink = kth(ink_pixels, ink_pixels.size // 4) / max(paper, 1e-3)
         around = np.minimum(ndimage.uniform_filter(grey, size=9), level)
         dark = core & (grey < np.minimum(around - max(0.1, 0.3 * (level - darkest)),
                                          around * (0.5 + 0.5 * min(ink, 1.0))))
@@ -1064,6 +1064,12 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return top, bottom, int(cols.argmax()), cols.size - int(cols[::-1].argmax())
 
 
+def crop_to_ink(mask: np.ndarray) -> np.ndarray:
+    """The mask cut to its pixels' bounding box (it must have some)."""
+    top, bottom, left, right = bbox(mask)
+    return mask[top:bottom, left:right]
+
+
 def fraction(mask: np.ndarray) -> float:
     """``mask.mean()`` of a boolean mask (the same number), by counting."""
     return np.count_nonzero(mask) / mask.size
@@ -1134,6 +1140,13 @@ def dilated_pairs(blocks: np.ndarray) -> np.ndarray:
 TINY = 2.0 ** -25  # float32 values from here to 1: sums of three are exact in float64
 
 
+def sums_of_three_exact(a: np.ndarray) -> bool:
+    """Whether ``a`` is float32 with every value 0 or in [TINY, 1]: then sums of three of
+    its values are exact in float64, in any order (as SciPy's running sums)."""
+    return a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1 and \
+        not ((a > 0) & (a < TINY)).any()
+
+
 def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
     """``ndimage.uniform_filter(size=3)`` of ``pairs`` upsampled to h×w as in
     ``dilated_pairs`` (the same float32 numbers), computed on the pairs.
@@ -1145,8 +1158,7 @@ def smooth_upsampled(pairs: np.ndarray, h: int, w: int) -> np.ndarray:
     """
     from scipy import ndimage
 
-    if pairs.dtype != np.float32 or pairs.min() < 0 or pairs.max() > 1 or \
-            ((pairs > 0) & (pairs < TINY)).any():
+    if not sums_of_three_exact(pairs):
         return ndimage.uniform_filter(upsample_pairs(pairs, h, w), size=3)
     return mean3_pairs(mean3_pairs(pairs, h, 0), w, 1)
 
@@ -1157,8 +1169,7 @@ def smooth3(a: np.ndarray) -> np.ndarray:
     [2^-25, 1] (as :func:`smooth_upsampled`); otherwise SciPy does it."""
     from scipy import ndimage
 
-    if a.dtype != np.float32 or min(a.shape) < 2 or a.min() < 0 or a.max() > 1 or \
-            ((a > 0) & (a < TINY)).any():
+    if min(a.shape) < 2 or not sums_of_three_exact(a):
         return ndimage.uniform_filter(a, size=3)
     for _ in range(2):  # along the rows, then (transposed) along the columns
         both = np.add(a[:-1], a[1:], dtype=np.float64)
@@ -1254,8 +1265,7 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
     mask = np.asarray(image.resize(size, resample), dtype=np.float32) > 0.5
     if not mask.any():
         raise ImageError("no digit found: the ink is too faint or too small")
-    top, bottom, left, right = bbox(mask)
-    return mask[top:bottom, left:right]
+    return crop_to_ink(mask)
 
 
 # The slant of MNIST's digits (horizontal shift per row of the ink's moments, positive
@@ -1293,8 +1303,7 @@ def limit_slant(mask: np.ndarray) -> np.ndarray:
                                      Image.Resampling.BILINEAR), np.float32) > 0.5
     if not out.any():
         return mask
-    top, bottom, left, right = bbox(out)
-    return out[top:bottom, left:right]
+    return crop_to_ink(out)
 
 
 # MNIST's digits are seldom wider than tall: the width ÷ height of their ink, measured on
@@ -1318,8 +1327,7 @@ def limit_aspect(mask: np.ndarray) -> np.ndarray:
     out = np.asarray(image.resize((width, h), Image.Resampling.BOX), np.float32) > 0.5
     if not out.any():
         return mask
-    top, bottom, left, right = bbox(out)
-    return out[top:bottom, left:right]
+    return crop_to_ink(out)
 
 
 def fit_box(mask: np.ndarray) -> np.ndarray:
@@ -1346,6 +1354,12 @@ def stroke_ratio(mask: np.ndarray) -> float:
     _, _, depth = ridge_depths(mask)
     if depth is None:
         return MNIST_STROKE[1]
+    return width_ratio(depth, mask)
+
+
+def width_ratio(depth: np.ndarray, mask: np.ndarray) -> float:
+    """The strokes' mean width (twice the ridge's mean depth, less the centre pixel) as a
+    fraction of the mask's longest side."""
     return float(2.0 * depth.mean() - 1.0) / max(mask.shape)
 
 
@@ -1403,22 +1417,20 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
     padded, squared, depth = ridge_depths(mask)
     if depth is None:
         return mask
-    ratio = float(2.0 * depth.mean() - 1.0) / max(mask.shape)
+    ratio = width_ratio(depth, mask)
     if not always and lo <= ratio <= hi:
         return thicken_thin_parts(mask, padded, squared, depth)
     radius = int(round(abs(ratio - target) * max(mask.shape) / 2))
     if radius < 1:
         return mask
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disk = xx**2 + yy**2 <= radius**2
+    disk = disk_of(radius)
     if ratio > target:
         out = ndimage.binary_erosion(mask, structure=disk)
     else:
         out = ndimage.binary_dilation(np.pad(mask, radius), structure=disk)
     if out.sum() < 0.2 * mask.sum():
         return mask  # thinning would erase the digit
-    top, bottom, left, right = bbox(out)
-    return out[top:bottom, left:right]
+    return crop_to_ink(out)
 
 
 # A pen whose line swells and thins with the pressure (a brush pen, a ballpoint pressed
@@ -1431,6 +1443,7 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
 # at most elsewhere); without the WIDE_ gate +0.025-0.03, but other styles lost 0.01-0.014.
 THIN_PART, THIN_SHARE = 0.1, 0.3
 WIDE_PART, WIDE_SHARE = 0.14, 0.1
+CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)  # 4-connectivity
 
 
 def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray,
@@ -1447,19 +1460,20 @@ def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray
     radius = int(round(THIN_PART * side / 2))
     if radius < 1:
         return mask
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disk = xx**2 + yy**2 <= radius**2
+    disk = disk_of(radius)
     # Where a disk of that radius fits (the opening): erosion is a depth above the radius.
     opened = ndimage.binary_dilation(squared > radius * radius, structure=disk)
     thin = padded & ~opened
     if np.count_nonzero(thin) < 0.1 * np.count_nonzero(padded):
         return mask
     out = padded | ndimage.binary_dilation(thin, structure=CROSS)
-    top, bottom, left, right = bbox(out)
-    return out[top:bottom, left:right]
+    return crop_to_ink(out)
 
 
-CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+def disk_of(radius: int) -> np.ndarray:
+    """A binary disk of the given radius (pixels), as a structuring element."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return xx**2 + yy**2 <= radius**2
 
 
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
