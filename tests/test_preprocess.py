@@ -315,3 +315,27 @@ def test_wide_digits_are_narrowed_to_mnists_range_and_narrow_ones_kept():
     assert not out[30, out.shape[1] // 2]  # still a ring: the hole stays open
     narrow = ring[:, 40:80]
     assert limit_aspect(narrow) is narrow
+
+
+def test_tiny_thin_digit_on_a_big_photo_keeps_its_polarity(sample):
+    """A thin 1 a few percent of a photo's height, on paper lit unevenly beside a brighter
+    patch (a second sheet, a window's light): a handful of pixels at the working size. It
+    is dark ink on light paper, not light ink (the bright patch) on dark paper."""
+    from mlplab.preprocess import decode_image, is_inverted, mask_desk, reduce_for_work, to_grey
+    from userstyle import compose, encode, pen_coverage
+
+    rng = np.random.default_rng(5)
+    ones = sample.x_test[sample.y_test == 1][:20]
+    judged = []
+    for d in ones:
+        h, w = 1200, 1600
+        side = int(h * rng.uniform(0.045, 0.06))
+        cov = np.zeros((h, w), np.float32)
+        top, left = int(rng.integers(200, 900)), int(rng.integers(300, 1300))
+        cov[top:top + side, left:left + side] = pen_coverage(d, side, 0.08)
+        paper = np.linspace(0.72, 0.86, w, dtype=np.float32)[None, :] * np.ones((h, 1))
+        paper[:, -int(w * rng.uniform(0.03, 0.08)):] = 0.93  # the brighter patch
+        photo = compose(cov, paper, 0.15) + rng.normal(0, 0.01, (h, w))
+        grey = to_grey(reduce_for_work(decode_image(encode(photo, "JPEG", quality=85))))
+        judged.append(is_inverted(mask_desk(grey)[0]))
+    assert all(judged), judged
