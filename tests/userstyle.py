@@ -557,6 +557,35 @@ def note_on_desk(d, rng):
     return encode(pixels, "JPEG", quality=int(rng.integers(70, 90)))
 
 
+def notes_app_screenshot(d, rng):
+    """A digit drawn with a finger in a phone's notes app, sent as a full screenshot: the
+    status bar's clock and battery icon, the app's title and a toolbar's round buttons
+    are on it too; light or dark mode, a black, grey or coloured brush."""
+    from PIL import ImageDraw, ImageFont
+
+    w, h = 1080, int(rng.choice([1920, 2340, 2400]))
+    dark = rng.random() < 0.3
+    back, fore = (30, 225) if dark else (255, 20)
+    screen = Image.new("L", (w, h), back)
+    draw = ImageDraw.Draw(screen)
+    draw.text((40, 20), f"{rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}", fill=fore,
+              font=ImageFont.load_default(size=36))
+    draw.rectangle((w - 120, 28, w - 50, 56), outline=fore, width=3)  # the battery
+    draw.rectangle((w - 115, 33, w - 115 + int(rng.integers(10, 60)), 51), fill=fore)
+    draw.text((40, 120), "Notes", fill=fore, font=ImageFont.load_default(size=60))
+    bar = h - int(rng.integers(160, 240))
+    draw.line((0, bar, w, bar), fill=(80 if dark else 200), width=2)
+    for i in range(5):
+        x = 100 + 200 * i
+        draw.ellipse((x, bar + 50, x + 70, bar + 120), outline=fore, width=5)
+    side = int(w * rng.uniform(0.45, 0.8))
+    cov = np.zeros((h, w), np.float32)
+    top, left = int(rng.integers(300, bar - side - 20)), int(rng.integers(20, w - side - 20))
+    cov[top:top + side, left:left + side] = pen_coverage(d, side, rng.uniform(0.06, 0.12))
+    ink = fore / 255 if rng.random() < 0.7 else (0.8 if dark else 0.25)
+    return encode(compose(cov, np.asarray(screen, np.float32) / 255, ink), "PNG")
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -566,4 +595,4 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
     round_wide_hand,
     boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
-    note_on_desk)}
+    note_on_desk, notes_app_screenshot)}

@@ -393,6 +393,28 @@ def local_departure(grey: np.ndarray, k: int) -> float:
     return ink_departure(grey, rows[:, x0] * (1 - tx) + rows[:, x1] * tx, k)
 
 
+def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`mask_desk` for a light sheet on a darker desk, or else for a dark one on a
+    lighter surround: a drawing app's black canvas in a light window (a screenshot), a
+    blackboard's or a dark card's edge in a light room."""
+    masked, tilt = mask_desk(grey)
+    if masked is not grey:
+        return masked, tilt
+    negative = 1.0 - grey
+    masked, tilt = mask_desk(negative)
+    if masked is negative or abs(tilt) > 2:
+        return grey, 0.0
+    # Only an upright rectangle inside the frame: a hard shadow across a page is dark and
+    # sharp-edged too, but runs into the frame at any angle.
+    kept = masked == negative
+    top, bottom, left, right = bbox(kept)
+    h, w = grey.shape
+    if top == 0 or left == 0 or bottom == h or right == w or \
+            np.count_nonzero(kept) < 0.9 * (bottom - top) * (right - left):
+        return grey, 0.0
+    return 1.0 - masked, tilt
+
+
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """A sheet of paper photographed on a darker desk (or a photo rotated with its
     corners filled black): what lies outside the sheet becomes the sheet's colour, so
@@ -417,12 +439,22 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     sample = grey[::2, ::2]
     level, paper = median(sample[sample <= t]), median(sample[sample > t])
     gap = paper - level
-    if gap < 0.15 or fraction((sample > level + gap / 4) & (sample < paper - gap / 4)) > 0.1:
+    if gap < 0.15:
         return grey, 0.0
+    graded = fraction((sample > level + gap / 4) & (sample < paper - gap / 4)) > 0.1
     labels, n = ndimage.label(bright, structure=SQUARE)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sheet = labels == 1 + int(np.argmax(sizes))
     filled = ndimage.binary_fill_holes(sheet)
+    if graded:
+        # Light falling unevenly across a sheet puts much of it between desk and paper
+        # too; but the sheet's outline (inside the frame) is still a step, where a
+        # gradient's or a vignette's threshold line is not: the 3×3 range across it.
+        edge = filled & ~erode3(filled)
+        edge[[0, -1], :] = False
+        edge[:, [0, -1]] = False
+        if not edge.any() or median((max3(grey) + max3(-grey))[edge]) < 0.4 * gap:
+            return grey, 0.0
     top, bottom, left, right = bbox(filled)
     box_area = (bottom - top) * (right - left)
     # A sheet is solid (a quadrilateral holding a few ink strokes), a digit's strokes,
@@ -431,6 +463,16 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # the digit is not a sheet.
     area = int(filled.sum())
     holes = area - int(sheet.sum())
+    marks = filled & ~sheet
+    mean9 = None
+    if holes < few:
+        # A small or faint digit (a thin pen's few pixels at the working size, a pencil)
+        # stays above the threshold between desk and paper: on the sheet, it is what is
+        # darker than its surroundings by more than the noise.
+        mean9 = ndimage.uniform_filter(grey, size=9)
+        spots = erode3(filled) & (mean9 - grey > max(0.04, 5 * min(noise_levels(grey))))
+        if np.count_nonzero(spots) >= 3:
+            marks, holes = spots, few
     if lit < 0.3 or area < 0.25 * grey.size or area < 0.7 * box_area or \
             holes > 0.15 * area or holes < few:
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
@@ -459,9 +501,11 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         # and by at least half the share of the light that the digit's ink takes from the
         # sheet: in a shadow, paper and ink lose light alike, so ink there keeps its share
         # (a wooden desk's grain takes far less). ``ink``: the ink's light ÷ the paper's.
-        ink_pixels = grey[filled & ~sheet]  # the sheet's holes: the digit
+        ink_pixels = grey[marks]  # the sheet's holes (or dark spots): the digit
         ink = kth(ink_pixels, ink_pixels.size // 4) / max(paper, 1e-3)
-        around = np.minimum(ndimage.uniform_filter(grey, size=9), level)
+        if mean9 is None:
+            mean9 = ndimage.uniform_filter(grey, size=9)
+        around = np.minimum(mean9, level)
         dark = core & (grey < np.minimum(around - max(0.1, 0.3 * (level - darkest)),
                                          around * (0.5 + 0.5 * min(ink, 1.0))))
         if (dark & dilate_ring(dark)).sum() >= few:
@@ -530,11 +574,11 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     h, w = grey.shape
     tilt = 0.0
     if inverted is None:
-        grey, tilt = mask_desk(grey)
+        grey, tilt = mask_surround(grey)
         inverted = is_inverted(grey)
     if inverted:
         grey = 1.0 - grey
-    flat = flatten(grey)
+    flat = unguided = flatten(grey)
     if guide is not None:  # where ink may be (0-1), from an earlier look at the image
         flat = flat * guide
     # The ink's brightness: the 3rd brightest pixel (a small digit on a big page is too few
@@ -547,10 +591,27 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         # Paper in a shadow reflects less light, and so does the ink on it: dividing by
         # the paper's brightness (1 - background) gives both halves of the digit one level.
         flat = flat / np.clip(1.0 - (grey - flat), 0.25, 1.0)
+        if guide is not None:
+            unguided = unguided / np.clip(1.0 - (grey - unguided), 0.25, 1.0)
         contrast = top_value(flat)
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
-    strong = drop_pale_lines(flat > max(t, 0.25), flat)
+    strong = flat > max(t, 0.25)
+    # Lines as dark as the ink (or darker than a pencil's): looked for when the ink spans
+    # that far, or, on the sharper look at a small digit (a crop with a margin round it),
+    # across the crop without the guide.
+    if min(h, w) >= 48 and strong.any() and (guide is not None or spans(strong, LONG_LINE)):
+        lines = long_lines(flat if guide is None else np.clip(unguided / contrast, 0, 1),
+                           max(t, 0.25), margin=guide is not None)
+        if lines is not None:
+            # Without the lines, the ink sets the level (a pencil is paler than the ruling).
+            flat = np.where(lines, 0.0, flat).astype(np.float32)
+            level = top_value(flat)
+            if level > 0:
+                flat = np.clip(flat / level, 0, 1)
+                t = otsu(flat)
+            strong = flat > max(t, 0.25)
+    strong = drop_pale_lines(strong, flat)
     labels, n, window = label8(strong)
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
         lined = remove_ruled_lines(flat, strong)
@@ -590,7 +651,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         if not frames:
             break
         dropped[frames] = True
-    keep[stray_corners(np.flatnonzero(keep), boxes, sizes, h, w)] = False
+    keep[stray_pieces(np.flatnonzero(keep), boxes, sizes, h, w)] = False
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
     if not keep[1:].all():  # (all kept: ``strong`` is already what they cover)
@@ -661,6 +722,85 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
     return out
 
 
+LONG_LINE = 0.6  # of the frame's width (height): a ruled line, a margin, a page's edge
+
+
+def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndarray | None:
+    """Ruled lines, squares and a margin as dark as the ink (a notebook photographed in good
+    light, a thin ballpoint or a pencil digit): straight rows (or columns) at some angle
+    within ±8° that the strong pixels (``flat`` above ``cut``) cover across LONG_LINE of
+    the frame or more, and that run far beyond the rest of the ink (which spans at most
+    half their length). Either two or more of them (ruling), or one across 90% of the
+    frame that no stroke crosses (a margin, an underline): a digit's bars are single, and a
+    4's crosses its upright. Where a stroke crosses a ruled line (ink on both sides of it
+    within the line's width) the line's pixels are kept. Returns the lines' pixels, or
+    None. ``margin``: the frame holds a margin round the digit (a quarter of its size
+    each side at least), so that no stroke runs across 90% of it: lines that long are
+    lines, whatever else is left."""
+    from scipy import ndimage
+
+    strong = flat > cut
+    found = []  # per direction: the lines' band, their number, the longest, the frame's length
+    for m in (strong, strong.T):
+        h, w = m.shape
+        ys, xs = np.nonzero(m)
+        best = None
+        for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
+            rows = np.round(ys - xs * slope).astype(np.intp)
+            lo = int(rows.min())
+            profile = np.bincount(rows - lo)
+            if best is None or profile.max() > best[2].max():
+                best = (slope, lo, profile)
+        slope, lo, profile = best
+        core = profile >= (0.9 if margin else LONG_LINE) * w
+        if not core.any():
+            found.append(None)
+            continue
+        on_core = core[np.clip(np.round(ys - xs * slope).astype(np.intp) - lo, 0, len(core) - 1)]
+        if not margin and not (xs[on_core].min() <= 1 or xs[on_core].max() >= w - 2):
+            found.append(None)  # printed lines run into the frame; a box drawn round the
+            continue  # digit, or its own bars, need not
+        # A line's width: the rows beside its core that still hold a good part of it.
+        on = core | (ndimage.binary_dilation(core, iterations=2) & (profile >= 0.25 * w))
+        at = np.round(np.arange(h)[:, None] - np.arange(w)[None, :] * slope).astype(np.intp) - lo
+        band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0) & (at < len(on))
+        edges = np.flatnonzero(np.diff(np.r_[0, on, 0]) != 0)
+        found.append((band, len(edges) // 2, int(profile.max()), w,
+                      int((edges[1::2] - edges[::2]).max())))
+    lines = np.zeros(strong.shape, bool)
+    for k, m in enumerate((strong, strong.T)):
+        if found[k] is None:
+            continue
+        band, count, longest, w, width = found[k]
+        other = found[1 - k]
+        rest = m & ~band
+        if other is not None and (other[1] >= 2 or other[2] >= 0.9 * other[3]):
+            # The other direction's ruling or margin (and its pixels' fringe) is not the digit.
+            rest &= ~dilate3(other[0].T)
+        # A stroke crossing a line: ink above and below it, in the same column, within the
+        # line's width of the band.
+        above, below = np.zeros_like(rest), np.zeros_like(rest)
+        for d in range(1, width + 2):
+            above[d:] |= rest[:-d]
+            below[:-d] |= rest[d:]
+        crossed = band & above & below
+        if not margin:
+            labels, n = ndimage.label(rest, structure=SQUARE)
+            if n == 0:
+                continue  # nothing but the "lines": perhaps the digit itself
+            sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+            keep = np.zeros(n + 1, bool)
+            keep[1:] = sizes >= max(4, 0.1 * sizes.max())  # not specks
+            cols = np.flatnonzero(keep[labels].any(0))
+            if cols[-1] - cols[0] + 1 > 0.5 * longest:
+                continue  # the rest spans as far: a digit's bars
+            if count < 2 and (longest < 0.9 * w or crossed.any()):
+                continue
+        view = lines.T if k else lines
+        view |= band & ~crossed
+    return lines if lines.any() else None
+
+
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """Printed lines (ruled paper, a margin) that the digit touches or crosses: paler than
     the ink, straight, running into the frame. Joined to the digit (and to each other by a
@@ -711,10 +851,11 @@ def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
     return groups >= 2 and on_lines.sum() >= 0.9 * piece.sum()
 
 
-def stray_corners(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: int
+def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: int
                   ) -> list[int]:
-    """Small kept pieces at the frame, far from the main piece: the corner of a shadow's
-    wedge or of the page, not a part of the digit (which keeps its parts together)."""
+    """Small kept pieces far from the main piece: at the frame, the corner of a shadow's
+    wedge or of the page; inside it, a screenshot's battery icon or clock, a mark on the
+    paper. Not a part of the digit, which keeps its parts together."""
     if len(kept) < 2:
         return []
     main = int(kept[np.argmax(sizes[kept - 1])])
@@ -725,8 +866,10 @@ def stray_corners(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: i
         box = boxes[i - 1]
         rows = (box[0].start == 0) + (box[0].stop == h)
         cols = (box[1].start == 0) + (box[1].stop == w)
-        # In a corner of the frame it may be as large as the digit; on one side, smaller.
-        limit = 1.0 if rows and cols else 0.6 if rows or cols else 0.0
+        # In a corner of the frame it may be as large as the digit; on one side, smaller;
+        # inside the frame, a quarter of the main piece at most (a digit in pieces, a
+        # faint pencil's, has pieces of a size, and close together).
+        limit = 1.0 if rows and cols else 0.6 if rows or cols else 0.25
         gap = max(box[0].start - mb[0].stop, mb[0].start - box[0].stop,
                   box[1].start - mb[1].stop, mb[1].start - box[1].stop)
         if i != main and sizes[i - 1] < limit * sizes[main - 1] and gap > 0.5 * side:
@@ -1067,6 +1210,13 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     top, bottom = int(rows.argmax()), rows.size - int(rows[::-1].argmax())
     cols = mask[top:bottom].any(0)
     return top, bottom, int(cols.argmax()), cols.size - int(cols[::-1].argmax())
+
+
+def spans(mask: np.ndarray, share: float) -> bool:
+    """Whether the mask's pixels (it must have some) reach across ``share`` of its height
+    or of its width."""
+    top, bottom, left, right = bbox(mask)
+    return bottom - top >= share * mask.shape[0] or right - left >= share * mask.shape[1]
 
 
 def crop_to_ink(mask: np.ndarray) -> np.ndarray:
