@@ -586,6 +586,84 @@ def notes_app_screenshot(d, rng):
     return encode(compose(cov, np.asarray(screen, np.float32) / 255, ink), "PNG")
 
 
+def dark_ruled_notebook(d, rng):
+    """A notebook page photographed close up in good light: its ruled lines and red
+    margin as dark as a thin ballpoint's (or darker than a pencil's) strokes, the digit
+    written on a line, between two others; the page fills the frame, a little turned."""
+    h, w = 600, int(rng.integers(600, 900))
+    size = int(rng.integers(110, 170))
+    spacing = int(size * rng.uniform(1.1, 1.5))
+    cov = np.zeros((h, w), np.float32)
+    base = int(rng.integers(h // 2, h // 2 + spacing))  # the line the digit sits on
+    left = int(rng.integers(w // 4, w - size - 20))
+    top = base - size + int(rng.integers(0, size // 8))
+    cov[top:top + size, left:left + size] = pen_coverage(d, size, rng.uniform(0.05, 0.08))
+    lines = np.zeros((h, w), np.float32)
+    thick = int(rng.integers(2, 5))
+    for y in range(base % spacing, h, spacing):
+        lines[y:y + thick] = 1
+    margin = int(rng.integers(20, max(21, left - size // 2)))
+    lines[:, margin:margin + thick] = 2  # 2: the red margin
+    lines = np.asarray(Image.fromarray(lines).rotate(float(rng.uniform(-4, 4)),
+                                                     Image.Resampling.NEAREST))
+    paper = np.ones((h, w, 3), np.float32) * np.array([0.95, 0.95, 0.92], np.float32)
+    paper[lines == 1] = np.array([0.35, 0.45, 0.7], np.float32) * rng.uniform(0.8, 1.2)
+    paper[lines == 2] = np.array([0.75, 0.25, 0.3], np.float32)
+    ink = np.array([0.1, 0.12, 0.35] if rng.random() < 0.7 else [0.35, 0.35, 0.37], np.float32)
+    light = np.linspace(rng.uniform(0.75, 0.9), 1.0, w, dtype=np.float32)[None, :, None]
+    pixels = compose(cov, paper, ink) * light + rng.normal(0, 0.012, (h, w, 1))
+    return encode(pixels, "JPEG", quality=int(rng.integers(75, 92)))
+
+
+def drawing_app_screenshot(d, rng):
+    """A screenshot of a digit-drawing web app: a window's title bar and buttons around
+    the canvas, which is black with a white brush in a light window, or white with a
+    black brush in a dark one."""
+    from PIL import ImageDraw
+
+    w, h = [(1280, 800), (1440, 900), (1024, 768)][int(rng.integers(3))]
+    light = rng.random() < 0.6
+    window = Image.new("L", (w, h), 238 if light else 40)
+    draw = ImageDraw.Draw(window)
+    draw.rectangle((0, 0, w, 36), fill=215 if light else 25)
+    for i in range(int(rng.integers(2, 5))):
+        draw.rounded_rectangle((30 + 130 * i, 56, 140 + 130 * i, 92), radius=8,
+                               fill=int(rng.integers(90, 190)))
+    side = int(min(w, h - 120) * rng.uniform(0.5, 0.8))
+    x0 = int(rng.integers(40, w - side - 40))
+    y0 = int(rng.integers(110, h - side - 10))
+    size = int(side * rng.uniform(0.75, 0.95))  # the digit drawn inside the canvas
+    cov = np.zeros((h, w), np.float32)
+    cov[y0:y0 + side, x0:x0 + side] = place(
+        (side, side), coverage(d, size, thickness=int(rng.integers(0, 3))), rng)
+    canvas = np.asarray(window, np.float32) / 255
+    canvas[y0:y0 + side, x0:x0 + side] = 0.0 if light else 1.0
+    return encode(compose(cov, canvas, 1.0 if light else 0.0), "PNG")
+
+
+def sheet_in_uneven_light(d, rng):
+    """A sheet on a dark desk, lit from one side: its far side gets half the light of its
+    near side or less, so much of the paper is as dark as the light falls off, not as
+    the desk."""
+    size = int(rng.integers(200, 320))
+    side = int(size * rng.uniform(1.8, 2.4))
+    cov = place((side, side), pen_coverage(d, size, rng.uniform(0.05, 0.1)), rng,
+                centred=True)
+    sheet = Image.fromarray((compose(cov, 0.92, 0.1) * 255).astype(np.uint8))
+    sheet = sheet.rotate(float(rng.uniform(-10, 10)), Image.Resampling.BICUBIC, expand=True,
+                         fillcolor=int(rng.integers(25, 90)))
+    frame = np.full((int(sheet.height * 1.2), int(sheet.width * 1.2)), sheet.getpixel((0, 0)),
+                    np.float32)
+    y, x = (frame.shape[0] - sheet.height) // 2, (frame.shape[1] - sheet.width) // 2
+    frame[y:y + sheet.height, x:x + sheet.width] = np.asarray(sheet, np.float32)
+    yy, xx = np.mgrid[:frame.shape[0], :frame.shape[1]] / max(frame.shape)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * xx + np.sin(angle) * yy
+    ramp = (ramp - ramp.min()) / (ramp.max() - ramp.min())
+    lit = frame / 255 * (1.0 - rng.uniform(0.5, 0.65) * ramp)
+    return encode(lit + rng.normal(0, 0.012, lit.shape), "JPEG", quality=int(rng.integers(75, 92)))
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -595,4 +673,10 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
     round_wide_hand,
     boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
-    note_on_desk, notes_app_screenshot)}
+    note_on_desk, notes_app_screenshot, drawing_app_screenshot, sheet_in_uneven_light)}
+
+# Styles that do not yet reach the 0.97 target: each has its own, lower bound in the
+# tests, so that what works is kept working (see the README's "Known weak styles").
+WEAK_STYLES: dict[str, tuple[Style, float]] = {
+    "dark_ruled_notebook": (dark_ruled_notebook, 0.9),  # 0.63 before line removal, 0.93 now
+}

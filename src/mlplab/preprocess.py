@@ -94,7 +94,8 @@ def to_grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(image, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
-        full = 65535.0 if image.mode.startswith("I;16") or hi > 255 else 255.0
+        full = 65535.0 if image.mode.startswith("I;16") or hi > 255 else \
+            1.0 if image.mode == "F" and hi <= 1.0 else 255.0  # (to_mnist's 0-1 arrays)
         return np.clip((arr - min(lo, 0.0)) / full, 0, 1).astype(np.float32)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -394,21 +395,29 @@ def local_departure(grey: np.ndarray, k: int) -> float:
 
 
 def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """:func:`mask_desk` for a light sheet on a darker desk, or else for a dark one on a
-    lighter surround: a drawing app's black canvas in a light window (a screenshot), a
-    blackboard's or a dark card's edge in a light room."""
+    """:func:`mask_desk` for a light sheet on a darker desk, or else for a dark one in a
+    light surround: a drawing app's black canvas in a light window (a screenshot)."""
     masked, tilt = mask_desk(grey)
     if masked is not grey:
         return masked, tilt
     negative = 1.0 - grey
+    # (Cheaply first) a canvas lies inside the frame and fills its box; strokes do not.
+    region = negative > otsu(negative)
+    if not 0.1 <= fraction(region) < 0.995 or touches_frame(region):
+        return grey, 0.0
+    labels, n, window = label8(region)
+    largest = labels == 1 + int(np.argmax(np.bincount(labels[window].ravel())[1:]))
+    top, bottom, left, right = bbox(largest)
+    if np.count_nonzero(largest) < 0.5 * (bottom - top) * (right - left):
+        return grey, 0.0
     masked, tilt = mask_desk(negative)
     if masked is negative or abs(tilt) > 2:
         return grey, 0.0
-    # Only an upright rectangle inside the frame: a hard shadow across a page is dark and
-    # sharp-edged too, but runs into the frame at any angle.
+    # Only an upright rectangle inside the frame: a hard shadow across a page is dark
+    # and sharp-edged too, but runs into the frame at any angle.
+    h, w = grey.shape
     kept = masked == negative
     top, bottom, left, right = bbox(kept)
-    h, w = grey.shape
     if top == 0 or left == 0 or bottom == h or right == w or \
             np.count_nonzero(kept) < 0.9 * (bottom - top) * (right - left):
         return grey, 0.0
@@ -478,8 +487,11 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
         # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
         # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
-        # a drawing app's canvas in a dark window may hold a quarter of its area in ink.
-        if not (0.1 * grey.size <= area and 0.25 * area >= holes >= few and
+        # a drawing app's canvas in a dark window may hold a quarter of its area in ink,
+        # and an upright one inside the frame (a screenshot's) 40% (a thick brush's digit).
+        h, w = grey.shape
+        upright = top > 0 and left > 0 and bottom < h and right < w and area >= 0.9 * box_area
+        if not (0.1 * grey.size <= area and (0.4 if upright else 0.25) * area >= holes >= few and
                 area >= 0.88 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
@@ -600,7 +612,9 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # Lines as dark as the ink (or darker than a pencil's): looked for when the ink spans
     # that far, or, on the sharper look at a small digit (a crop with a margin round it),
     # across the crop without the guide.
-    if min(h, w) >= 48 and strong.any() and (guide is not None or spans(strong, LONG_LINE)):
+    # (Printed lines run into the frame: a digit drawn inside a canvas does not.)
+    if min(h, w) >= 48 and strong.any() and (guide is not None or (
+            spans(strong, LONG_LINE) and touches_frame(flat > 0.5 * max(t, 0.25)))):
         lines = long_lines(flat if guide is None else np.clip(unguided / contrast, 0, 1),
                            max(t, 0.25), margin=guide is not None)
         if lines is not None:
@@ -740,15 +754,22 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     from scipy import ndimage
 
     strong = flat > cut
+    # Lines are found among the fainter pixels too: a thin one, reduced to the working
+    # size, is strong in places only.
+    faint = flat > 0.5 * cut
     found = []  # per direction: the lines' band, their number, the longest, the frame's length
-    for m in (strong, strong.T):
+    for m in (faint, faint.T):
         h, w = m.shape
         ys, xs = np.nonzero(m)
         best = None
         for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
             rows = np.round(ys - xs * slope).astype(np.intp)
             lo = int(rows.min())
-            profile = np.bincount(rows - lo)
+            # The columns that each pair of rows covers: a line between two of the 1°
+            # steps (or two pixels wide) runs along two rows, half of it in each.
+            covered = np.zeros((int(rows.max()) - lo + 2, w), bool)
+            covered[rows - lo, xs] = True
+            profile = np.count_nonzero(covered[:-1] | covered[1:], axis=1)
             if best is None or profile.max() > best[2].max():
                 best = (slope, lo, profile)
         slope, lo, profile = best
@@ -756,12 +777,14 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         if not core.any():
             found.append(None)
             continue
-        on_core = core[np.clip(np.round(ys - xs * slope).astype(np.intp) - lo, 0, len(core) - 1)]
+        rows_in = np.r_[core, False] | np.r_[False, core]
+        on_core = rows_in[np.round(ys - xs * slope).astype(np.intp) - lo]
         if not margin and not (xs[on_core].min() <= 1 or xs[on_core].max() >= w - 2):
             found.append(None)  # printed lines run into the frame; a box drawn round the
             continue  # digit, or its own bars, need not
         # A line's width: the rows beside its core that still hold a good part of it.
-        on = core | (ndimage.binary_dilation(core, iterations=2) & (profile >= 0.25 * w))
+        on = core | (ndimage.binary_dilation(core) & (profile >= 0.4 * w))
+        on = np.r_[on, False] | np.r_[False, on]  # (pair i is rows i and i + 1)
         at = np.round(np.arange(h)[:, None] - np.arange(w)[None, :] * slope).astype(np.intp) - lo
         band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0) & (at < len(on))
         edges = np.flatnonzero(np.diff(np.r_[0, on, 0]) != 0)
@@ -786,11 +809,11 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         crossed = band & above & below
         if not margin:
             labels, n = ndimage.label(rest, structure=SQUARE)
-            if n == 0:
-                continue  # nothing but the "lines": perhaps the digit itself
             sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
             keep = np.zeros(n + 1, bool)
-            keep[1:] = sizes >= max(4, 0.1 * sizes.max())  # not specks
+            keep[1:] = sizes >= max(4, 0.1 * sizes.max(initial=0))  # not specks
+            if not keep.any():
+                continue  # nothing but the "lines" and specks: perhaps the digit itself
             cols = np.flatnonzero(keep[labels].any(0))
             if cols[-1] - cols[0] + 1 > 0.5 * longest:
                 continue  # the rest spans as far: a digit's bars
