@@ -737,6 +737,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
 
 
 LONG_LINE = 0.6  # of the frame's width (height): a ruled line, a margin, a page's edge
+STRONG_PART = 0.45
 
 
 def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndarray | None:
@@ -758,7 +759,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     # size, is strong in places only.
     faint = flat > 0.5 * cut
     found = []  # per direction: the lines' band, their number, the longest, the frame's length
-    for m in (faint, faint.T):
+    for m, dark in ((faint, strong), (faint.T, strong.T)):
         h, w = m.shape
         ys, xs = np.nonzero(m)
         best = None
@@ -774,6 +775,16 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
                 best = (slope, lo, profile)
         slope, lo, profile = best
         core = profile >= (0.9 if margin else LONG_LINE) * w
+        # Only lines strong along STRONG_PART of the frame or more matter (fainter ones are
+        # not ink anyway, and on squared paper removing them takes the digit's strokes
+        # that run along them too: 0.66 of the accuracy with 0.0, 0.77 with 0.45).
+        if core.any():
+            sy, sx = np.nonzero(dark)
+            at_rows = np.round(sy - sx * slope).astype(np.intp) - lo
+            inside = (at_rows >= 0) & (at_rows < len(profile) + 1)
+            covered = np.zeros((len(profile) + 1, w), bool)
+            covered[at_rows[inside], sx[inside]] = True
+            core &= np.count_nonzero(covered[:-1] | covered[1:], axis=1) >= STRONG_PART * w
         if not core.any():
             found.append(None)
             continue
