@@ -613,10 +613,12 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     # that far, or, on the sharper look at a small digit (a crop with a margin round it),
     # across the crop without the guide.
     # (Printed lines run into the frame: a digit drawn inside a canvas does not.)
-    if min(h, w) >= 48 and strong.any() and (guide is not None or (
-            spans(strong, LONG_LINE) and touches_frame(flat > 0.5 * max(t, 0.25)))):
-        lines = long_lines(flat if guide is None else np.clip(unguided / contrast, 0, 1),
-                           max(t, 0.25), margin=guide is not None)
+    source = flat if guide is None else np.clip(unguided / contrast, 0, 1)
+    faint = source > 0.5 * max(t, 0.25)
+    if min(h, w) >= 48 and strong.any() and faint.any() and (
+            spans(faint, 0.9) if guide is not None else
+            spans(strong, LONG_LINE) and touches_frame(faint)):
+        lines = long_lines(source, max(t, 0.25), margin=guide is not None)
         if lines is not None:
             # Without the lines, the ink sets the level (a pencil is paler than the ruling).
             flat = np.where(lines, 0.0, flat).astype(np.float32)
