@@ -411,17 +411,20 @@ def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
     if np.count_nonzero(largest) < 0.5 * (bottom - top) * (right - left):
         return grey, 0.0
     masked, tilt = mask_desk(negative)
-    if masked is negative or abs(tilt) > 2:
-        return grey, 0.0
     # Only an upright rectangle inside the frame: a hard shadow across a page is dark
     # and sharp-edged too, but runs into the frame at any angle.
-    h, w = grey.shape
-    kept = masked == negative
-    top, bottom, left, right = bbox(kept)
-    if top == 0 or left == 0 or bottom == h or right == w or \
-            np.count_nonzero(kept) < 0.9 * (bottom - top) * (right - left):
+    if masked is negative or abs(tilt) > 2 or not upright_inside(masked == negative):
         return grey, 0.0
     return 1.0 - masked, tilt
+
+
+def upright_inside(region: np.ndarray) -> bool:
+    """Whether the region (it must have pixels) is an upright rectangle clear of the
+    frame's edges: it fills 90% of its bounding box, which touches no edge."""
+    top, bottom, left, right = bbox(region)
+    h, w = region.shape
+    return (top > 0 and left > 0 and bottom < h and right < w and
+            np.count_nonzero(region) >= 0.9 * (bottom - top) * (right - left))
 
 
 def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -489,9 +492,8 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
         # a drawing app's canvas in a dark window may hold a quarter of its area in ink,
         # and an upright one inside the frame (a screenshot's) 40% (a thick brush's digit).
-        h, w = grey.shape
-        upright = top > 0 and left > 0 and bottom < h and right < w and area >= 0.9 * box_area
-        if not (0.1 * grey.size <= area and (0.4 if upright else 0.25) * area >= holes >= few and
+        share = 0.4 if upright_inside(filled) else 0.25
+        if not (0.1 * grey.size <= area and share * area >= holes >= few and
                 area >= 0.88 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
@@ -610,23 +612,24 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     t = otsu(flat)
     strong = flat > max(t, 0.25)
     # Lines as dark as the ink (or darker than a pencil's): looked for when the ink spans
-    # that far, or, on the sharper look at a small digit (a crop with a margin round it),
-    # across the crop without the guide.
-    # (Printed lines run into the frame: a digit drawn inside a canvas does not.)
-    source = flat if guide is None else np.clip(unguided / contrast, 0, 1)
-    faint = source > 0.5 * max(t, 0.25)
-    if min(h, w) >= 48 and strong.any() and faint.any() and (
-            spans(faint, 0.9) if guide is not None else
-            spans(strong, LONG_LINE) and touches_frame(faint)):
-        lines = long_lines(source, max(t, 0.25), margin=guide is not None)
-        if lines is not None:
-            # Without the lines, the ink sets the level (a pencil is paler than the ruling).
-            flat = np.where(lines, 0.0, flat).astype(np.float32)
-            level = top_value(flat)
-            if level > 0:
-                flat = np.clip(flat / level, 0, 1)
-                t = otsu(flat)
-            strong = flat > max(t, 0.25)
+    # that far and runs into the frame (a digit drawn inside a canvas does not), or, on
+    # the sharper look at a small digit (a crop with a margin round it), across 90% of the
+    # crop without the guide.
+    lines = None
+    if min(h, w) >= 48 and strong.any():
+        source = flat if guide is None else np.clip(unguided / contrast, 0, 1)
+        faint = source > 0.5 * max(t, 0.25)
+        if faint.any() and (spans(faint, 0.9) if guide is not None else
+                            spans(strong, LONG_LINE) and touches_frame(faint)):
+            lines = long_lines(source, max(t, 0.25), margin=guide is not None)
+    if lines is not None:
+        # Without the lines, the ink sets the level (a pencil is paler than the ruling).
+        flat = np.where(lines, 0.0, flat).astype(np.float32)
+        level = top_value(flat)
+        if level > 0:
+            flat = np.clip(flat / level, 0, 1)
+            t = otsu(flat)
+        strong = flat > max(t, 0.25)
     strong = drop_pale_lines(strong, flat)
     labels, n, window = label8(strong)
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
@@ -768,11 +771,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
             rows = np.round(ys - xs * slope).astype(np.intp)
             lo = int(rows.min())
-            # The columns that each pair of rows covers: a line between two of the 1°
-            # steps (or two pixels wide) runs along two rows, half of it in each.
-            covered = np.zeros((int(rows.max()) - lo + 2, w), bool)
-            covered[rows - lo, xs] = True
-            profile = np.count_nonzero(covered[:-1] | covered[1:], axis=1)
+            profile = pair_coverage(rows - lo, xs, int(rows.max()) - lo + 1, w)
             if best is None or profile.max() > best[2].max():
                 best = (slope, lo, profile)
         slope, lo, profile = best
@@ -781,12 +780,9 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         # not ink anyway, and on squared paper removing them takes the digit's strokes
         # that run along them too: 0.66 of the accuracy with 0.0, 0.77 with 0.45).
         if core.any():
-            sy, sx = np.nonzero(dark)
+            sy, sx = np.nonzero(dark)  # (a subset of m's pixels: inside its rows)
             at_rows = np.round(sy - sx * slope).astype(np.intp) - lo
-            inside = (at_rows >= 0) & (at_rows < len(profile) + 1)
-            covered = np.zeros((len(profile) + 1, w), bool)
-            covered[at_rows[inside], sx[inside]] = True
-            core &= np.count_nonzero(covered[:-1] | covered[1:], axis=1) >= STRONG_PART * w
+            core &= pair_coverage(at_rows, sx, len(profile) + 1, w) >= STRONG_PART * w
         if not core.any():
             found.append(None)
             continue
@@ -835,6 +831,15 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         view = lines.T if k else lines
         view |= band & ~crossed
     return lines if lines.any() else None
+
+
+def pair_coverage(rows: np.ndarray, cols: np.ndarray, n: int, w: int) -> np.ndarray:
+    """For pixels at (rows, cols) in an n×w frame: how many columns each pair of rows
+    (i, i + 1) covers. A line between two of long_lines' 1° steps (or two pixels wide)
+    runs along two rows, half of it in each."""
+    covered = np.zeros((n, w), bool)
+    covered[rows, cols] = True
+    return np.count_nonzero(covered[:-1] | covered[1:], axis=1)
 
 
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
