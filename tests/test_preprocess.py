@@ -374,6 +374,17 @@ def test_ruled_lines_with_only_specks_beside_them_are_no_crash():
         pass
 
 
+def test_a_lone_row_of_ink_in_the_sharper_look_is_no_crash():
+    """The sharper look at a small digit on a notebook page once saw nothing but a single
+    row of pixels (the ruled line under the digit) and raised a ValueError."""
+    from mlplab.preprocess import long_lines
+
+    flat = np.zeros((65, 49), np.float32)
+    flat[33] = 0.9  # one line across the crop, and nothing else
+    lines = long_lines(flat, 0.32, margin=True)
+    assert lines is not None and lines[33].all() and not lines[:30].any()
+
+
 def test_dark_ruled_lines_are_removed_and_the_digit_kept(sample):
     """A digit between two ruled lines as dark as its strokes, beside a margin: the lines
     go, the digit stays (before, the lines were the "digit")."""

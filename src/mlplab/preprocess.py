@@ -771,7 +771,8 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
             rows = np.round(ys - xs * slope).astype(np.intp)
             lo = int(rows.min())
-            profile = pair_coverage(rows - lo, xs, int(rows.max()) - lo + 1, w)
+            # (At least two rows: a lone row of pixels is one pair with an empty row.)
+            profile = pair_coverage(rows - lo, xs, max(int(rows.max()) - lo + 1, 2), w)
             if best is None or profile.max() > best[2].max():
                 best = (slope, lo, profile)
         slope, lo, profile = best
