@@ -458,6 +458,10 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sheet = labels == 1 + int(np.argmax(sizes))
     filled = ndimage.binary_fill_holes(sheet)
+    # Round a sheet lies the desk, mostly darker: a strip of a notebook page between two
+    # dark ruled lines is surrounded by more of the page.
+    if np.count_nonzero(bright & ~filled) > 0.5 * (grey.size - np.count_nonzero(filled)):
+        return grey, 0.0
     if graded:
         # Light falling unevenly across a sheet puts much of it between desk and paper
         # too; but the sheet's outline (inside the frame) is still a step, where a
@@ -824,11 +828,23 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
             keep[1:] = sizes >= max(4, 0.1 * sizes.max(initial=0))  # not specks
             if not keep.any():
                 continue  # nothing but the "lines" and specks: perhaps the digit itself
+            # (How far the rest spans, by its larger pieces: the specks a pale margin breaks
+            # into, far from the digit, do not make it span the page.)
+            keep[1:] &= sizes >= 0.25 * sizes.max()
             cols = np.flatnonzero(keep[labels].any(0))
             if cols[-1] - cols[0] + 1 > 0.5 * longest:
                 continue  # the rest spans as far: a digit's bars
             if count < 2 and (longest < 0.9 * w or crossed.any()):
                 continue
+        # Where a stroke runs along a line, it is darker than the line (unless the ink is
+        # as dark as the ruling): the band's pixels clearly above the line's own level,
+        # against the brighter tenth of its pixels, stay.
+        f = flat.T if k else flat
+        on_line = f[band & (f > 0.5 * cut)]
+        if on_line.size:
+            level = median(on_line)
+            bright = kth(on_line, on_line.size // 10, largest=True)
+            crossed |= band & (f > max(bright + 0.1, 0.5 * (1.0 + level)))
         view = lines.T if k else lines
         view |= band & ~crossed
     return lines if lines.any() else None
@@ -964,9 +980,12 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
         left = min(boxes[j - 1][1].start for j in others)
         right = max(boxes[j - 1][1].stop for j in others)
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
-        encloses = (box[0].start <= top and bottom <= box[0].stop and box[1].start <= left
-                    and right <= box[1].stop)
-        if encloses and sizes[i - 1] < 0.35 * bh * bw:
+        encloses = (box[0].start < top and bottom < box[0].stop and box[1].start < left
+                    and right < box[1].stop)  # (with a gap: a 7's bar is not inside the 7)
+        # (What it encloses is a digit's worth of ink: a speck inside a thin digit's arc
+        # does not make the digit a frame.)
+        if encloses and sizes[i - 1] < 0.35 * bh * bw and \
+                sum(sizes[j - 1] for j in others) >= 0.15 * sizes[i - 1]:
             out.append(int(i))
             continue
         ys, xs = np.nonzero(labels[box] == i)
