@@ -401,5 +401,10 @@ def test_dark_ruled_lines_are_removed_and_the_digit_kept(sample):
     out = to_mnist(page) > 0.5
     clean = np.full((150, 150), 0.95, np.float32) * (1 - cov) + 0.1 * cov
     ref = to_mnist(clean) > 0.5
-    # (where the digit sits on the line its stroke is lost with it: 0.8 here; 0.08 before)
-    assert (out & ref).sum() / (out | ref).sum() >= 0.7
+    # Overlap, best over shifts of a pixel (the centre of mass's rounding may move one
+    # copy a pixel: a stroke's width here). Where the digit ends on the line, its stroke
+    # is lost with it: 0.8 here; 0.08 before lines were removed.
+    overlap = max((np.roll(out, (dy, dx), (0, 1)) & ref).sum() /
+                  (np.roll(out, (dy, dx), (0, 1)) | ref).sum()
+                  for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert overlap >= 0.7

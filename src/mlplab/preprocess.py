@@ -837,14 +837,14 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
             if count < 2 and (longest < 0.9 * w or crossed.any()):
                 continue
         # Where a stroke runs along a line, it is darker than the line (unless the ink is
-        # as dark as the ruling): the band's pixels clearly above the line's own level,
-        # against the brighter tenth of its pixels, stay.
+        # as dark as the ruling): the band's pixels clearly above the line's own level
+        # (its median: the band is mostly line) and its spread stay.
         f = flat.T if k else flat
         on_line = f[band & (f > 0.5 * cut)]
         if on_line.size:
             level = median(on_line)
-            bright = kth(on_line, on_line.size // 10, largest=True)
-            crossed |= band & (f > max(bright + 0.1, 0.5 * (1.0 + level)))
+            spread = median(np.abs(on_line - level))
+            crossed |= band & (f > max(level + 4 * spread + 0.05, 0.5 * (1.0 + level)))
         view = lines.T if k else lines
         view |= band & ~crossed
     return lines if lines.any() else None
