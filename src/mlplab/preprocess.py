@@ -337,16 +337,20 @@ def is_inverted(grey: np.ndarray) -> bool:
     # (cheap; a flash's bright spot or a vignette lies beyond the border's range, but not
     # beyond its own neighbourhood). Only a clear answer is taken.
     departure = local_departure(grey, k)
-    if abs(departure) >= 0.1:
-        return departure > 0
-    # Still close: a shadow across the page puts much of the border in the dark, and the
-    # lit paper, brighter than the border's median (by up to 0.35 more than the ink is
-    # darker, in a deep shadow), runs into the frame too. The ink
-    # does not: it lies beyond everything the border holds (its 2nd-98th percentiles).
+    # A shadow across the page puts much of the border in the dark, and the lit paper,
+    # brighter than the border's median (by up to 0.35 more than the ink is darker, in a
+    # deep shadow), runs into the frame too. The ink does not: it lies beyond everything
+    # the border holds (its 2nd-98th percentiles).
     border = np.sort(border_pixels(grey))
     low = kth_sorted(border, border.size // 50)
     high = kth_sorted(border, border.size - 1 - border.size // 50)
     beyond = (low - darkest) - (brightest - high)
+    # The local answer first, unless it is weak and the border's is strong the other way:
+    # windows straddling a hard shadow's edge take the dark side's median, and the lit
+    # side then looks like bright ink (-0.12 to -0.16 on such photos; the border's 0.3+).
+    if abs(departure) >= 0.1 and not (abs(departure) < 0.2 and abs(beyond) > 0.25 and
+                                      (departure > 0) != (beyond > 0)):
+        return departure > 0
     if abs(beyond) > 0.15:
         return beyond > 0
     # Still close: ask which way the ink departs from its local background, the median of its
