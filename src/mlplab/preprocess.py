@@ -466,6 +466,12 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # dark ruled lines is surrounded by more of the page.
     if np.count_nonzero(bright & ~filled) > 0.5 * (grey.size - np.count_nonzero(filled)):
         return grey, 0.0
+    # And the desk (the dark outside) is a region, a strip or a corner, not the ends of a
+    # grid's or a ruling's darker lines where they meet the frame: much of it survives a
+    # 3×3 erosion (beyond the frame counts as desk).
+    desk = np.pad(~filled & ~bright, 1, constant_values=True)
+    if np.count_nonzero(erode3(desk)[1:-1, 1:-1]) < 0.25 * np.count_nonzero(desk[1:-1, 1:-1]):
+        return grey, 0.0
     if graded:
         # Light falling unevenly across a sheet puts much of it between desk and paper
         # too; but the sheet's outline (inside the frame) is still a step, where a
