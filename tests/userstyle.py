@@ -664,6 +664,65 @@ def sheet_in_uneven_light(d, rng):
     return encode(lit + rng.normal(0, 0.012, lit.shape), "JPEG", quality=int(rng.integers(75, 92)))
 
 
+def notebook_digit_on_a_line(d, rng, *, squared: bool = False):
+    """A photo of a ruled (or squared) notebook page, the digit sitting on a line as people
+    write, one to two lines tall; the ruling pale to dark, a red margin on ruled pages."""
+    spacing = int(rng.integers(28, 60))
+    size = int(spacing * rng.uniform(1.0, 1.9))
+    w = int(rng.integers(5, 10) * spacing)
+    h = int(w * rng.uniform(0.7, 1.3))
+    cov = pen_coverage(d, size, rng.uniform(0.05, 0.1))
+    bottom = int(np.nonzero(cov > 0.5 * cov.max())[0].max())
+    lines = np.arange(int(rng.integers(spacing // 2, spacing)), h, spacing)
+    below = lines[(lines - bottom >= 2) & (lines + 2 < h)]
+    base = int(rng.choice(below[:max(1, len(below) - 1)]))
+    top = base - bottom + int(rng.integers(-2, 2))
+    left = int(rng.integers(spacing, max(spacing + 1, w - size - spacing // 2)))
+    ink_cov = np.zeros((h, w), np.float32)
+    t0, l0 = max(0, top), max(0, left)
+    part = cov[t0 - top:, l0 - left:][:h - t0, :w - l0]
+    ink_cov[t0:t0 + part.shape[0], l0:l0 + part.shape[1]] = part
+    paper = np.ones((h, w, 3), np.float32) * np.array([0.96, 0.96, 0.93], np.float32)
+    dark = rng.uniform(0.15, 0.55)
+    colour = np.array([0.55, 0.65, 0.9]) * (1 - dark) + np.array([0.2, 0.3, 0.6]) * dark
+    width = int(rng.integers(1, 3))
+    for y in lines:
+        paper[y:y + width] = colour
+    if squared:
+        for x in range(int(rng.integers(0, spacing)), w, spacing):
+            paper[:, x:x + width] = colour
+    elif rng.random() < 0.7:
+        x = int(rng.integers(spacing // 3, spacing - 4))
+        paper[:, x:x + 2] = np.array([0.85, 0.35, 0.35])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 0.88 + rng.uniform(-0.1, 0.1) * (xx / w - 0.5) + rng.uniform(-0.1, 0.1) * (yy / h - 0.5)
+    paper = paper * light[..., None] + paper_noise((h, w), rng, 0.015)[..., None]
+    ink = np.array([0.1, 0.12, 0.4]) if rng.random() < 0.5 else np.array([0.1, 0.1, 0.1])
+    return encode(compose(ink_cov, paper, ink), "JPEG", quality=int(rng.integers(70, 92)))
+
+
+def squared_notebook_digit_on_a_line(d, rng):
+    return notebook_digit_on_a_line(d, rng, squared=True)
+
+
+def hard_shadow_across_page(d, rng):
+    """A phone's or a hand's sharp shadow across the page, often over much of it and part
+    of the digit (the lit paper, not the ink, is then the brightest departure from the
+    mostly shadowed border)."""
+    size = int(rng.integers(200, 500))
+    h, w = int(size * rng.uniform(1.4, 2.2)), int(size * rng.uniform(1.4, 2.2))
+    cov = place((h, w), pen_coverage(d, size, rng.uniform(0.05, 0.1)), rng)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    px, py = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+    shade = ((xx - px) * np.cos(angle) + (yy - py) * np.sin(angle)) > 0
+    shade = ndimage.gaussian_filter(shade.astype(np.float32), rng.uniform(1, 4))
+    light = (1 - rng.uniform(0.35, 0.6) * shade)[..., None]
+    paper = np.array([0.95, 0.94, 0.9]) * light + paper_noise((h, w), rng, 0.015)[..., None]
+    return encode(compose(cov, paper, np.array([0.08, 0.1, 0.3]) * light), "JPEG",
+                  quality=int(rng.integers(70, 92)))
+
+
 STYLES: dict[str, Style] = {f.__name__: f for f in (
     dark_on_white_large, offcentre_big_canvas, transparent_canvas, white_on_transparent,
     jpeg_low_quality, thick_marker, thin_pen, coloured_ink, tiny_crop, grey_noisy_paper,
@@ -673,10 +732,11 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     inverted_mnist_png, bitmap_1bit_bmp, grey_alpha_tiff, animated_gif, slanted_and_squeezed,
     round_wide_hand,
     boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
-    note_on_desk, notes_app_screenshot, drawing_app_screenshot, sheet_in_uneven_light)}
+    note_on_desk, notes_app_screenshot, drawing_app_screenshot, sheet_in_uneven_light,
+    dark_ruled_notebook, notebook_digit_on_a_line, squared_notebook_digit_on_a_line)}
 
 # Styles that do not yet reach the 0.97 target: each has its own, lower bound in the
 # tests, so that what works is kept working (see the README's "Known weak styles").
 WEAK_STYLES: dict[str, tuple[Style, float]] = {
-    "dark_ruled_notebook": (dark_ruled_notebook, 0.9),  # 0.63 before line removal, 0.93 now
+    "hard_shadow_across_page": (hard_shadow_across_page, 0.95),  # 0.944 before, 0.962 now
 }
