@@ -502,13 +502,14 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     if lit < 0.3 or area < 0.25 * grey.size or area < 0.7 * box_area or \
             holes > 0.15 * area or holes < few:
         # A smaller sheet (a sticky note, a card on a desk) is turned any way: it fills its
-        # own rotated box as a rectangle does (a bold 0's ellipse fills 0.79 of any box),
+        # own rotated box nearly as a rectangle does (a sheet seen at an angle, a trapezoid,
+        # 0.86; a bold 0's ellipse fills 0.79 of any box),
         # and its outline runs in two directions at right angles (a bold 0's or 8's does not);
         # a drawing app's canvas in a dark window may hold a quarter of its area in ink,
         # and an upright one inside the frame (a screenshot's) 40% (a thick brush's digit).
         share = 0.4 if upright_inside(filled) else 0.25
         if not (0.1 * grey.size <= area and share * area >= holes >= few and
-                area >= 0.88 * rotated_box_area(filled) and
+                area >= 0.84 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
     inside = erode3(erode3(filled))
