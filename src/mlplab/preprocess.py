@@ -665,6 +665,10 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         sizes = np.bincount(ids, minlength=n + 1)[1:]
         np.maximum.at(peaks, ids, flat[strong])
         boxes = find_boxes(labels, window)
+        # A piece's typical level: a finger's shadow beside the digit is as dark as the
+        # shadow, its pieces' mean under two thirds of the largest piece's (the ink's).
+        means = np.bincount(ids, weights=flat[strong], minlength=n + 1)[1:] / sizes
+        faint = means < 0.65 * means[int(np.argmax(sizes))]
     peaks = peaks[1:]
     dropped = np.zeros(n + 1, bool)
     dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
@@ -679,7 +683,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             # ink's level (0.35 before: a form's empty boxes, held out, 0.46 -> 0.58).
             on_border = box[0].start == 0 or box[1].start == 0 or box[0].stop == h or \
                 box[1].stop == w
-            pale = peak < (0.6 if on_border else 0.5)
+            pale = peak < (0.6 if on_border else 0.5) or (n > 1 and faint[i - 1])
             if size >= max(0.08 * largest, 4) and not ((ruled_line or pale) and n > 1) \
                     and not dropped[i]:
                 keep[i] = True
