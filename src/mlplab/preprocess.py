@@ -464,12 +464,13 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     filled = ndimage.binary_fill_holes(sheet)
     # Round a sheet lies the desk, mostly darker: a strip of a notebook page between two
     # dark ruled lines is surrounded by more of the page.
-    if np.count_nonzero(bright & ~filled) > 0.5 * (grey.size - np.count_nonzero(filled)):
+    outside = ~filled
+    if np.count_nonzero(bright & outside) > 0.5 * np.count_nonzero(outside):
         return grey, 0.0
     # And the desk (the dark outside) is a region, a strip or a corner, not the ends of a
     # grid's or a ruling's darker lines where they meet the frame: much of it survives a
     # 3×3 erosion (beyond the frame counts as desk).
-    desk = np.pad(~filled & ~bright, 1, constant_values=True)
+    desk = np.pad(outside & ~bright, 1, constant_values=True)
     if np.count_nonzero(erode3(desk)[1:-1, 1:-1]) < 0.25 * np.count_nonzero(desk[1:-1, 1:-1]):
         return grey, 0.0
     if graded:
@@ -660,6 +661,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         sizes = np.array([np.count_nonzero(strong)])
         peaks[1] = flat[strong].max()
         boxes = [window]
+        dim = np.zeros(1, bool)
     else:
         ids = labels[strong]  # the pieces' pixels only: the background's are not counted
         sizes = np.bincount(ids, minlength=n + 1)[1:]
@@ -668,7 +670,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         # A piece's typical level: a finger's shadow beside the digit is as dark as the
         # shadow, its pieces' mean under two thirds of the largest piece's (the ink's).
         means = np.bincount(ids, weights=flat[strong], minlength=n + 1)[1:] / sizes
-        faint = means < 0.65 * means[int(np.argmax(sizes))]
+        dim = means < 0.65 * means[int(np.argmax(sizes))]
     peaks = peaks[1:]
     dropped = np.zeros(n + 1, bool)
     dropped[1:] = cast_shadows(strong, labels, sizes, peaks, boxes)
@@ -683,7 +685,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             # ink's level (0.35 before: a form's empty boxes, held out, 0.46 -> 0.58).
             on_border = box[0].start == 0 or box[1].start == 0 or box[0].stop == h or \
                 box[1].stop == w
-            pale = peak < (0.6 if on_border else 0.5) or (n > 1 and faint[i - 1])
+            pale = peak < (0.6 if on_border else 0.5) or dim[i - 1]
             if size >= max(0.08 * largest, 4) and not ((ruled_line or pale) and n > 1) \
                     and not dropped[i]:
                 keep[i] = True
@@ -852,7 +854,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         # as dark as the ruling): the band's pixels clearly above the line's own level
         # (its median: the band is mostly line) and its spread stay.
         f = flat.T if k else flat
-        on_line = f[band & (f > 0.5 * cut)]
+        on_line = f[band & (faint.T if k else faint)]
         if on_line.size:
             level = median(on_line)
             spread = median(np.abs(on_line - level))
