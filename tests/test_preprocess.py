@@ -15,7 +15,7 @@ from PIL import Image
 from mlplab.cli import main
 from mlplab.errors import ImageError
 from mlplab.preprocess import decode_image, preprocess_bytes, preprocess_file, to_mnist
-from userstyle import STYLES, WEAK_STYLES
+from userstyle import STYLES
 
 N = 300  # t10k digits per style
 
@@ -63,13 +63,6 @@ def shifted_overlap(out: np.ndarray, ref: np.ndarray) -> float:
 def test_accuracy_per_user_style(style, reference, plain_accuracy, sample):
     acc = style_accuracy(style, STYLES[style], reference, plain_accuracy, sample)
     assert acc >= 0.97 * plain_accuracy
-
-
-@pytest.mark.parametrize("style", list(WEAK_STYLES))
-def test_accuracy_on_weak_styles_keeps_its_bound(style, reference, plain_accuracy, sample):
-    make, bound = WEAK_STYLES[style]
-    acc = style_accuracy(style, make, reference, plain_accuracy, sample)
-    assert acc >= bound * plain_accuracy
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -470,3 +463,35 @@ def test_dark_ruled_lines_are_removed_and_the_digit_kept(sample):
     # Where the digit ends on the line, its stroke is lost with it: 0.8 here; 0.08 before
     # lines were removed.
     assert shifted_overlap(out, ref) >= 0.7
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 50), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_opening_is_scipys_grey_opening(h, w, size, seed):
+    """The background's opening, odd and even windows, narrower or wider than the image."""
+    from scipy import ndimage
+
+    from mlplab.preprocess import opening, window_extreme
+
+    a = np.random.default_rng(seed).random((h, w)).astype(np.float32)
+    assert np.array_equal(opening(a, size), ndimage.grey_opening(a, size=size))
+    assert np.array_equal(window_extreme(a, size, np.minimum),
+                          ndimage.minimum_filter(a, size=size))
+
+
+@pytest.mark.parametrize("size", [12, 13, 14, 20, 21])
+def test_a_shadows_edge_leaves_the_same_faint_line_for_any_window(size):
+    """Lit paper beside a shadow's soft edge (white-on-black, as the pipeline sees it): the
+    background follows the edge as closely for an even window as for an odd one (a faint
+    line of 0.1-0.12 is the smoothing's). The same window for the opening's minimum and
+    maximum moved the edge by a pixel (two at half resolution) for even windows: a line
+    of "ink" 0.27-0.34 bright, which joined the strokes it crossed. (At the frame, the
+    mirrored border may leave a few pixels: not looked at.)"""
+    from mlplab.preprocess import background_map
+
+    y, x = np.mgrid[:120, :160]
+    edge = np.clip((y - 50 - 0.2 * x) / 1.5 + 0.5, 0, 1)
+    grey = (0.06 + 0.54 * edge).astype(np.float32)
+    for part in (grey, grey[:80, :90]):  # at half resolution, and at full
+        flat = (part - background_map(part, size))[size:-size, size:-size]
+        assert flat.max() < 0.15, flat.max()

@@ -733,10 +733,5 @@ STYLES: dict[str, Style] = {f.__name__: f for f in (
     round_wide_hand,
     boxed_or_underlined, hard_shadow_ballpoint, sheet_on_desk, ruled_margin_touching,
     note_on_desk, notes_app_screenshot, drawing_app_screenshot, sheet_in_uneven_light,
-    dark_ruled_notebook, notebook_digit_on_a_line, squared_notebook_digit_on_a_line)}
-
-# Styles that do not yet reach the 0.97 target: each has its own, lower bound in the
-# tests, so that what works is kept working (see the README's "Known weak styles").
-WEAK_STYLES: dict[str, tuple[Style, float]] = {
-    "hard_shadow_across_page": (hard_shadow_across_page, 0.95),  # 0.944 before, 0.962 now
-}
+    dark_ruled_notebook, notebook_digit_on_a_line, squared_notebook_digit_on_a_line,
+    hard_shadow_across_page)}

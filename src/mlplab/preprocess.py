@@ -1227,17 +1227,31 @@ def max3(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def window_extreme(a: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
+def opening(a: np.ndarray, size: int) -> np.ndarray:
+    """The grey opening of ``a`` by a size×size square: ``ndimage.grey_opening(a, size)``,
+    the same numbers. The maximum runs over the minimum's window reflected: an even
+    window is off-centre by half a pixel, and the same window twice moved every edge in
+    the image by a pixel (a shadow's edge left a line of "ink" beside it)."""
+    return window_extreme(window_extreme(a, size, np.minimum), size, np.maximum,
+                          reflected=True)
+
+
+def window_extreme(a: np.ndarray, size: int, op: np.ufunc, *, reflected: bool = False
+                   ) -> np.ndarray:
     """``ndimage.minimum_filter(a, size)`` (``op`` np.minimum) or ``maximum_filter``
     (np.maximum) of a 2-D array, the same numbers (a minimum or maximum does not round),
     several times faster on the background's wide windows: SciPy's running extreme costs
-    more per pixel than a few whole-array ``op``s of windows doubling in width."""
+    more per pixel than a few whole-array ``op``s of windows doubling in width.
+    ``reflected``: over the window mirrored about the pixel (the same for an odd size)."""
+    # SciPy's centring of an even size: half before the pixel, one fewer after it.
+    before, after = size // 2, size - 1 - size // 2
+    if reflected:
+        before, after = after, before
     if not 1 <= size <= min(a.shape):  # a window wider than the image: SciPy's mirroring
         from scipy import ndimage
 
         return (ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter)(
-            a, size=size)
-    before, after = size // 2, size - 1 - size // 2  # SciPy's centring of an even size
+            a, size=size, origin=-1 if reflected and size % 2 == 0 else 0)
     for _ in range(2):  # along the rows, then (transposed) along the columns
         n = a.shape[0]
         p = np.empty((n + size - 1,) + a.shape[1:], a.dtype)  # mirrored, as SciPy's "reflect"
@@ -1328,7 +1342,7 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         level = even_level(blocks, half)
         if level is not None:  # (the opening, its dilation and smoothing are that level)
             return np.minimum(grey, level)
-        opened = window_extreme(window_extreme(blocks, half, np.minimum), half, np.maximum)
+        opened = opening(blocks, half)
         # A block straddling a shadow's edge took the dark side's value: one pixel of
         # dilation (then the minimum with ``grey`` below) puts the edge back where it is,
         # instead of leaving a thin line of "ink" along it.
@@ -1337,7 +1351,7 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
         level = even_level(grey, size)
         if level is not None:
             return np.minimum(grey, level)
-        opened = window_extreme(window_extreme(grey, size, np.minimum), size, np.maximum)
+        opened = opening(grey, size)
         smooth = smooth3(opened)
     return np.minimum(smooth, grey)
 
