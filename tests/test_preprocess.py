@@ -428,6 +428,26 @@ def test_a_screenshots_home_indicator_is_not_part_of_the_digit(sample):
         ref = to_mnist(1 - cov) > 0.5
         assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
 
+def test_a_notes_apps_title_above_a_thin_one_is_not_part_of_the_digit(sample):
+    """A phone notes app's screenshot of a thin 1 under the note's bold title: the title's
+    letters are far from the digit and far lower than it, and dropped whatever their ink
+    (before, the title was kept above the 1 and the pair read as something else)."""
+    from userstyle import encode, pen_coverage
+
+    ones = np.flatnonzero(sample.y_test == 1)[:3]
+    for digit in sample.x_test[ones]:
+        page = np.full((2532, 1170), 0.98, np.float32)
+        cov = pen_coverage(digit, 700, 0.06)
+        page[1000:1700, 200:900] = page[1000:1700, 200:900] * (1 - cov) + 0.1 * cov
+        for k in range(6):  # the title: six bold letters (rings), a half of the 1's ink
+            left = 60 + 70 * k
+            page[300:380, left:left + 55] = 0.1
+            page[312:368, left + 12:left + 43] = 0.98
+        out = preprocess_bytes(encode(page)) > 0.5
+        ref = to_mnist(1 - cov) > 0.5
+        assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
+
+
 def test_fingers_shadows_beside_the_digit_are_not_ink(sample):
     """A hand's shadow reaching the digit: its fingers, as wide as strokes and as dark as a
     shadow (far paler than the ink), are not part of the digit (before, they were:
