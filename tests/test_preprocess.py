@@ -428,6 +428,7 @@ def test_a_screenshots_home_indicator_is_not_part_of_the_digit(sample):
         ref = to_mnist(1 - cov) > 0.5
         assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
 
+
 def test_a_notes_apps_title_above_a_thin_one_is_not_part_of_the_digit(sample):
     """A phone notes app's screenshot of a thin 1 under the note's bold title: the title's
     letters are far from the digit and far lower than it, and dropped whatever their ink

@@ -932,7 +932,8 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
         return []
     main = int(kept[np.argmax(sizes[kept - 1])])
     mb = boxes[main - 1]
-    side = max(mb[0].stop - mb[0].start, mb[1].stop - mb[1].start)
+    main_height = mb[0].stop - mb[0].start
+    side = max(main_height, mb[1].stop - mb[1].start)
     out = []
     for i in kept:
         box = boxes[i - 1]
@@ -941,12 +942,11 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
         # In a corner of the frame it may be as large as the digit; on one side, smaller;
         # inside the frame, a quarter of the main piece at most (a digit in pieces, a
         # faint pencil's, has pieces of a size, and close together); a thin bar far away
-        # (a phone screenshot's home indicator, a toolbar's edge) or a line of text, as large
-        # as the digit.
+        # (a phone screenshot's home indicator, a toolbar's edge) or a line of text far lower
+        # than the digit, as large as the digit.
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
         bar = min(bh, bw) <= max(2, 0.15 * max(bh, bw))
-        # A line of text (a notes app's title above a thin 1) is far lower than the digit.
-        low = bh <= 0.4 * (mb[0].stop - mb[0].start) and bw >= bh
+        low = bh <= 0.4 * main_height and bw >= bh  # text: a notes app's title above a 1
         limit = 1.0 if bar or low or (rows and cols) else 0.6 if rows or cols else 0.25
         gap = max(box[0].start - mb[0].stop, mb[0].start - box[0].stop,
                   box[1].start - mb[1].stop, mb[1].start - box[1].stop)
