@@ -638,6 +638,8 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         if faint.any() and (spans(faint, 0.9) if guide is not None else
                             spans(strong, LONG_LINE) and touches_frame(faint)):
             lines = long_lines(source, max(t, 0.25), margin=guide is not None)
+        if lines is None and guide is not None and faint.any():
+            lines = lines_past_the_digit(source, max(t, 0.25), guide, strong)
     if lines is not None:
         # Without the lines, the ink sets the level (a pencil is paler than the ruling).
         flat = np.where(lines, 0.0, flat).astype(np.float32)
@@ -647,6 +649,10 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             t = otsu(flat)
         strong = flat > max(t, 0.25)
     strong = drop_pale_lines(strong, flat)
+    printed = printed_boxes(strong)
+    if printed is not None:  # (and their faint fringe: not brought back as the digit's edge)
+        strong = strong & ~printed
+        flat = np.where(dilate3(printed) & ~strong, 0.0, flat).astype(np.float32)
     labels, n, window = label8(strong)
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
         lined = remove_ruled_lines(flat, strong)
@@ -767,7 +773,8 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
 LONG_LINE = 0.6  # of the frame's width (height): a ruled line, a margin, a page's edge
 
 
-def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndarray | None:
+def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False, share: float = 0.9
+               ) -> np.ndarray | None:
     """Ruled lines, squares and a margin as dark as the ink (a notebook photographed in good
     light, a thin ballpoint or a pencil digit): straight rows (or columns) at some angle
     within ±8° that the fainter pixels (``flat`` above half ``cut``: a thin line reduced to
@@ -801,7 +808,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
         # a line stay, a faint line can go: a dark-ruled notebook 0.948 -> 0.993.)
-        core = profile >= (0.9 if margin else LONG_LINE) * w
+        core = profile >= (share if margin else LONG_LINE) * w
         if not core.any():
             found.append(None)
             continue
@@ -864,6 +871,26 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     return lines if lines.any() else None
 
 
+def lines_past_the_digit(source: np.ndarray, cut: float, guide: np.ndarray,
+                         strong: np.ndarray) -> np.ndarray | None:
+    """On the sharper look at a small digit: printed lines (the walls of a form's box
+    beside the digit) that run right across the region the first look found the digit in
+    (its 5×5 dilation), and so beyond the digit, when no line crosses the whole crop.
+    long_lines looks for them in that region as in a frame with a margin round the digit;
+    they must be under half the ink there (a 1 the first look saw whole spans its region
+    too, and is nearly all of it)."""
+    top, bottom, left, right = bbox(guide > 0)
+    if min(bottom - top, right - left) < 16:
+        return None
+    found = long_lines(source[top:bottom, left:right], cut, margin=True, share=0.9)
+    if found is None:
+        return None
+    lines = np.zeros(source.shape, bool)
+    lines[top:bottom, left:right] = found
+    ink = np.count_nonzero(strong)
+    return lines if np.count_nonzero(lines & strong) < 0.5 * ink else None
+
+
 def pair_coverage(rows: np.ndarray, cols: np.ndarray, n: int, w: int) -> np.ndarray:
     """For pixels at (rows, cols) in an n×w frame: how many columns each pair of rows
     (i, i + 1) covers. A line between two of long_lines' 1° steps (or two pixels wide)
@@ -907,6 +934,67 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
             if major > 0 and minor < 0.01 * major and np.sqrt(12 * major) > 0.25 * min(h, w):
                 out[ys, xs] = False
     return out
+
+
+def printed_boxes(strong: np.ndarray) -> np.ndarray | None:
+    """A form's row (or grid) of printed boxes, the digit written in one of them (where it
+    touches a box, boxes and digit are one piece, kept or dropped whole), or one box round
+    it. A piece's thin lines are its rows (columns) that are nearly full, in bands a few
+    pixels wide. Boxes: two or more lines one way and three or more the other, making half
+    of the piece or more; or one box, its lines the piece's outermost rows and columns,
+    with ink in its middle. The lines go when what is left is a digit's worth (a tenth of
+    the piece); a piece of nothing but lines goes whole when other ink lies inside it.
+    Returns the pixels to drop, or None."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(strong, structure=SQUARE)
+    out = None
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        piece = labels[box] == i
+        ph, pw = piece.shape
+        if min(ph, pw) < 12:
+            continue
+        rows, cols = thin_lines(piece), thin_lines(piece.T)
+        nr, nc = runs(rows), runs(cols)
+        if min(nr, nc) < 2:
+            continue
+        on = piece & (rows[:, None] | cols[None, :])
+        size = np.count_nonzero(piece)
+        # Or a single box round the digit: its lines the piece's outermost rows and columns,
+        # with ink in the middle of it (a square 0 is all lines and corners).
+        framed = rows[:2].any() and rows[-2:].any() and cols[:2].any() and cols[-2:].any() \
+            and np.count_nonzero(piece[ph // 4:ph - ph // 4, pw // 4:pw - pw // 4]) >= \
+            0.05 * size
+        if not framed and (max(nr, nc) < 3 or np.count_nonzero(on) < 0.5 * size):
+            continue
+        if np.count_nonzero(piece & ~on) < 0.1 * size:
+            if np.count_nonzero(strong[box] & ~piece) < 0.05 * size:
+                continue
+            on = piece
+        if out is None:
+            out = np.zeros(strong.shape, bool)
+        out[box] |= on
+    return out
+
+
+def thin_lines(piece: np.ndarray) -> np.ndarray:
+    """Which rows of a piece are on a thin line: three neighbouring rows together cover
+    0.85 of its width or more (a line a little off level still does), in a band at most
+    five rows wide (a blob's rows are not lines)."""
+    padded = np.zeros((piece.shape[0] + 2, piece.shape[1]), bool)
+    padded[1:-1] = piece
+    covered = np.count_nonzero(padded[:-2] | padded[1:-1] | padded[2:], axis=1)
+    full = covered >= 0.85 * piece.shape[1]
+    edges = np.flatnonzero(np.diff(np.r_[0, full.astype(np.int8), 0]) != 0)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start > 5:
+            full[start:stop] = False
+    return full
+
+
+def runs(flags: np.ndarray) -> int:
+    """How many runs of True a boolean row holds."""
+    return int(np.count_nonzero(np.diff(np.r_[0, flags.astype(np.int8)]) == 1))
 
 
 def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
