@@ -649,17 +649,21 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             t = otsu(flat)
         strong = flat > max(t, 0.25)
     strong = drop_pale_lines(strong, flat)
-    printed = printed_boxes(strong)
+    labels, n, window = label8(strong)
+    boxes = [window] if n == 1 else find_boxes(labels, window)
+    printed = printed_boxes(labels, boxes)
     if printed is not None:  # (and their faint fringe: not brought back as the digit's edge)
         strong = strong & ~printed
         flat = np.where(dilate3(printed) & ~strong, 0.0, flat).astype(np.float32)
-    labels, n, window = label8(strong)
+        labels, n, window = label8(strong)
+        boxes = None
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
         lined = remove_ruled_lines(flat, strong)
         if lined is not None:
             flat = lined
             strong = flat > max(t, 0.25)
             labels, n, window = label8(strong)
+            boxes = None
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
     peaks = np.zeros(n + 1, np.float32)
@@ -672,7 +676,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         ids = labels[strong]  # the pieces' pixels only: the background's are not counted
         sizes = np.bincount(ids, minlength=n + 1)[1:]
         np.maximum.at(peaks, ids, flat[strong])
-        boxes = find_boxes(labels, window)
+        boxes = find_boxes(labels, window) if boxes is None else boxes
         # A piece's typical level: a finger's shadow beside the digit is as dark as the
         # shadow, its pieces' mean under two thirds of the largest piece's (the ink's).
         means = np.bincount(ids, weights=flat[strong], minlength=n + 1)[1:] / sizes
@@ -936,7 +940,7 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return out
 
 
-def printed_boxes(strong: np.ndarray) -> np.ndarray | None:
+def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
     """A form's row (or grid) of printed boxes, the digit written in one of them (where it
     touches a box, boxes and digit are one piece, kept or dropped whole), or one box round
     it. A piece's thin lines are its rows (columns) that are nearly full, in bands a few
@@ -944,19 +948,21 @@ def printed_boxes(strong: np.ndarray) -> np.ndarray | None:
     of the piece or more; or one box, its lines the piece's outermost rows and columns,
     with ink in its middle. The lines go when what is left is a digit's worth (a tenth of
     the piece); a piece of nothing but lines goes whole when other ink lies inside it.
-    Returns the pixels to drop, or None."""
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(strong, structure=SQUARE)
+    ``labels`` numbers the pieces, ``boxes`` are their bounding boxes. Returns the pixels
+    to drop, or None."""
     out = None
-    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+    for i, box in enumerate(boxes, start=1):
+        if min(box[0].stop - box[0].start, box[1].stop - box[1].start) < 12:
+            continue
         piece = labels[box] == i
         ph, pw = piece.shape
-        if min(ph, pw) < 12:
+        cols = thin_lines(piece.T)  # (a digit's upright is one at most: rows not looked at)
+        nc = runs(cols)
+        if nc < 2:
             continue
-        rows, cols = thin_lines(piece), thin_lines(piece.T)
-        nr, nc = runs(rows), runs(cols)
-        if min(nr, nc) < 2:
+        rows = thin_lines(piece)
+        nr = runs(rows)
+        if nr < 2:
             continue
         on = piece & (rows[:, None] | cols[None, :])
         size = np.count_nonzero(piece)
@@ -968,11 +974,11 @@ def printed_boxes(strong: np.ndarray) -> np.ndarray | None:
         if not framed and (max(nr, nc) < 3 or np.count_nonzero(on) < 0.5 * size):
             continue
         if np.count_nonzero(piece & ~on) < 0.1 * size:
-            if np.count_nonzero(strong[box] & ~piece) < 0.05 * size:
+            if np.count_nonzero((labels[box] > 0) & ~piece) < 0.05 * size:
                 continue
             on = piece
         if out is None:
-            out = np.zeros(strong.shape, bool)
+            out = np.zeros(labels.shape, bool)
         out[box] |= on
     return out
 
