@@ -777,8 +777,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
 LONG_LINE = 0.6  # of the frame's width (height): a ruled line, a margin, a page's edge
 
 
-def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False, share: float = 0.9
-               ) -> np.ndarray | None:
+def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndarray | None:
     """Ruled lines, squares and a margin as dark as the ink (a notebook photographed in good
     light, a thin ballpoint or a pencil digit): straight rows (or columns) at some angle
     within ±8° that the fainter pixels (``flat`` above half ``cut``: a thin line reduced to
@@ -812,7 +811,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False, share: flo
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
         # a line stay, a faint line can go: a dark-ruled notebook 0.948 -> 0.993.)
-        core = profile >= (share if margin else LONG_LINE) * w
+        core = profile >= (0.9 if margin else LONG_LINE) * w
         if not core.any():
             found.append(None)
             continue
@@ -886,7 +885,7 @@ def lines_past_the_digit(source: np.ndarray, cut: float, guide: np.ndarray,
     top, bottom, left, right = bbox(guide > 0)
     if min(bottom - top, right - left) < 16:
         return None
-    found = long_lines(source[top:bottom, left:right], cut, margin=True, share=0.9)
+    found = long_lines(source[top:bottom, left:right], cut, margin=True)
     if found is None:
         return None
     lines = np.zeros(source.shape, bool)
@@ -1011,8 +1010,7 @@ def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
     # Counted over three rows (columns): a line a little off level still adds up.
     rows = ndimage.convolve1d(piece.sum(1), np.ones(3, np.intp), mode="constant") >= 0.6 * w
     cols = ndimage.convolve1d(piece.sum(0), np.ones(3, np.intp), mode="constant") >= 0.6 * h
-    groups = int((np.diff(rows.astype(np.int8)) == 1).sum() + rows[0]) + \
-        int((np.diff(cols.astype(np.int8)) == 1).sum() + cols[0])
+    groups = runs(rows) + runs(cols)
     on_lines = piece & (rows[:, None] | cols[None, :])
     return groups >= 2 and on_lines.sum() >= 0.9 * piece.sum()
 
