@@ -351,6 +351,9 @@ def is_inverted(grey: np.ndarray) -> bool:
     if abs(departure) >= 0.1 and not (abs(departure) < 0.2 and abs(beyond) > 0.25 and
                                       (departure > 0) != (beyond > 0)):
         return departure > 0
+    minority = edge_minority(grey)
+    if abs(minority) > 0.05:
+        return minority > 0
     if abs(beyond) > 0.15:
         return beyond > 0
     # Still close: ask which way the ink departs from its local background, the median of its
@@ -363,6 +366,32 @@ def is_inverted(grey: np.ndarray) -> bool:
     local = np.asarray(Image.fromarray(local, mode="F").resize(
         grey.shape[::-1], Image.Resampling.BILINEAR))
     return ink_departure(grey, local, k) > 0
+
+
+def edge_minority(grey: np.ndarray) -> float:
+    """How much the dark side is the minority (> 0: dark ink) among the pixels round the
+    sharp edges. Ink's outline is the sharpest edge in a photo of paper; a vignette's or a
+    flash's fall-off is smooth. Round the outlines, the ink is the lesser part (the paper
+    between a thick digit's strokes is as bright, and as narrow, as bright ink would be)."""
+    gy = np.abs(np.diff(grey, axis=0))[:, :-1]
+    gx = np.abs(np.diff(grey, axis=1))[:-1]
+    gradient = np.maximum(gx, gy)
+    k = max(3, gradient.size // 400)
+    sharp = gradient > 0.4 * kth(gradient.ravel(), k, largest=True)
+    # A hard shadow's edge is as sharp, but it runs into the frame; the ink's outline
+    # (in this close call) does not.
+    labels, n, _ = label8(sharp)
+    at_frame = np.zeros(n + 1, bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        at_frame[border] = True
+    sharp &= ~at_frame[labels]
+    if not sharp.any():
+        return 0.0
+    middle = median(grey[:-1, :-1][sharp])  # halfway between the two sides of the edges
+    top, bottom, left, right = bbox(sharp)
+    pad = max(2, min(grey.shape) // 20)
+    region = grey[max(0, top - pad):bottom + pad, max(0, left - pad):right + pad]
+    return 0.5 - float(np.count_nonzero(region < middle)) / region.size
 
 
 def ink_departure(grey: np.ndarray, local: np.ndarray, k: int) -> float:
