@@ -603,3 +603,26 @@ def test_dark_thick_digit_in_a_strong_vignette_is_dark_ink(sample):
         grey = paper * (1 - cov) + 0.1 * cov + rng.normal(0, 0.01, cov.shape)
         right += is_inverted(np.clip(grey, 0, 1).astype(np.float32))
     assert right >= 36  # 38 now; 8 when only the border and local medians were asked
+
+
+def test_a_ring_binders_holes_on_a_scanned_page_are_not_the_digit(sample):
+    """Two solid dots one above the other by the page's edge are as large as a small digit
+    at the working size: the digit comes out as it would from the page without them."""
+    from mlplab.preprocess import preprocess_bytes
+    from userstyle import coverage, encode
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:1169, :827]
+    same = 0
+    for digit in sample.x_test[:10]:
+        side = int(rng.integers(45, 70))
+        cov = np.zeros((1169, 827), np.float32)
+        top, left = int(rng.integers(100, 1000)), int(rng.integers(200, 700))
+        cov[top:top + side, left:left + side] = coverage(digit, side, thickness=-1)
+        page = 0.95 - 0.85 * cov
+        clean = preprocess_bytes(encode(page))
+        for y in (390, 780):  # holes 6 mm across, 8 cm apart, 12 mm from the edge
+            page = np.where((yy - y) ** 2 + (xx - 47) ** 2 < 12 ** 2, 0.15, page)
+        punched = preprocess_bytes(encode(page))
+        same += np.abs(punched - clean).max() < 0.05
+    assert same >= 9

@@ -686,6 +686,18 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         flat = np.where(dilate3(printed) & ~strong, 0.0, flat).astype(np.float32)
         labels, n, window = label8(strong)
         boxes = None
+    if n >= 3:  # a ring binder's holes, as dark as the ink or darker: not the ink's level
+        boxes = find_boxes(labels, window) if boxes is None else boxes
+        holes = punch_holes(np.arange(1, n + 1), boxes,
+                            np.bincount(labels[strong], minlength=n + 1)[1:], w)
+        if holes:
+            punched = np.isin(labels, holes)
+            flat = np.where(dilate3(punched), 0.0, flat).astype(np.float32)
+            flat = np.clip(flat / max(top_value(flat), 1e-6), 0, 1)
+            t = otsu(flat)
+            strong = flat > max(t, 0.25)
+            labels, n, window = label8(strong)
+            boxes = None
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
         lined = remove_ruled_lines(flat, strong)
         if lined is not None:
@@ -1074,6 +1086,37 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
         if i != main and sizes[i - 1] < limit * sizes[main - 1] and gap > 0.5 * side:
             out.append(int(i))
     return out
+
+
+def punch_holes(kept: np.ndarray, boxes: list, sizes: np.ndarray, w: int) -> list[int]:
+    """A ring binder's holes on a scanned page: two or more solid round dots of a size,
+    one above the other near the left or right edge, and other ink besides. A small digit
+    on the page is no larger than they are, so they must go before the main piece is
+    chosen (held out: 30 of 78 such scans were read as the dots)."""
+    if len(kept) < 3:
+        return []
+    dots = []
+    for i in kept:
+        box = boxes[i - 1]
+        bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
+        centre = (box[1].start + box[1].stop) / 2
+        if (0.7 * bh <= bw <= 1.4 * bh and sizes[i - 1] >= 0.6 * bh * bw
+                and min(centre, w - centre) < 0.15 * w and max(bh, bw) < 0.1 * w):
+            dots.append(int(i))
+    holes = []
+    for i in dots:
+        bi = boxes[i - 1]
+        ci = (bi[1].start + bi[1].stop) / 2
+        for j in dots:
+            bj = boxes[j - 1]
+            cj = (bj[1].start + bj[1].stop) / 2
+            side = max(bi[0].stop - bi[0].start, bi[1].stop - bi[1].start)
+            apart = max(bj[0].start - bi[0].stop, bi[0].start - bj[0].stop)
+            if j != i and abs(ci - cj) <= side and 0.5 <= sizes[j - 1] / sizes[i - 1] <= 2 \
+                    and apart > 2 * side:
+                holes.append(i)
+                break
+    return holes if len(holes) < len(kept) else []
 
 
 def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
