@@ -626,3 +626,14 @@ def test_a_ring_binders_holes_on_a_scanned_page_are_not_the_digit(sample):
         punched = preprocess_bytes(encode(page))
         same += np.abs(punched - clean).max() < 0.05
     assert same >= 9
+
+
+def test_no_pieces_have_no_boxes():
+    """When every stroke was taken for a line (a crop so tight that a 2's thick strokes run
+    off the frame, held out), the labelling is empty: no boxes, not a crash."""
+    from mlplab.preprocess import find_boxes, label8
+
+    labels, n, window = label8(np.zeros((60, 80), bool))
+    assert n == 0 and find_boxes(labels, window) == []
+    labels, n, window = label8(np.eye(60, 80, dtype=bool))
+    assert n == 1 and find_boxes(labels, window) == [(slice(0, 60), slice(0, 60))]

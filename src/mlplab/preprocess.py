@@ -656,6 +656,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     flat = np.clip(flat / contrast, 0, 1)
     t = otsu(flat)
     strong = flat > max(t, 0.25)
+    as_found = flat, strong, t
     # Lines as dark as the ink (or darker than a pencil's): looked for when the ink spans
     # that far and runs into the frame (a digit drawn inside a canvas does not), or, on
     # the sharper look at a small digit (a crop with a margin round it), across 90% of the
@@ -678,6 +679,8 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             t = otsu(flat)
         strong = flat > max(t, 0.25)
     strong = drop_pale_lines(strong, flat)
+    if not strong.any():  # all of it was taken for lines: a tight crop of thick strokes
+        flat, strong, t = as_found
     labels, n, window = label8(strong)
     boxes = [window] if n == 1 else find_boxes(labels, window)
     printed = printed_boxes(labels, boxes)
@@ -1457,6 +1460,8 @@ def find_boxes(labels: np.ndarray, window: tuple[slice, slice]) -> list:
     """``ndimage.find_objects(labels)`` for labels lying inside ``window``."""
     from scipy import ndimage
 
+    if labels[window].size == 0:  # no pieces (all the ink was taken for lines)
+        return []
     top, left = window[0].start, window[1].start
     return [(slice(rows.start + top, rows.stop + top), slice(cols.start + left, cols.stop + left))
             for rows, cols in ndimage.find_objects(labels[window])]
