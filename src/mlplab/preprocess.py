@@ -999,15 +999,15 @@ def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
             continue
         piece = labels[box] == i
         ph, pw = piece.shape
-        cols = thin_lines(piece.T)  # (a digit's upright is one at most: rows not looked at)
+        col_on, cols = level_lines(piece.T)  # (a digit's upright is one at most: rows later)
         nc = runs(cols)
         if nc < 2:
             continue
-        rows = thin_lines(piece)
+        row_on, rows = level_lines(piece)
         nr = runs(rows)
         if nr < 2:
             continue
-        on = piece & (rows[:, None] | cols[None, :])
+        on = row_on | col_on.T
         size = np.count_nonzero(piece)
         # Or a single box round the digit: its lines the piece's outermost rows and columns,
         # with ink in the middle of it (a square 0 is all lines and corners).
@@ -1024,6 +1024,32 @@ def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
             out = np.zeros(labels.shape, bool)
         out[box] |= on
     return out
+
+
+def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`thin_lines` of a piece whose lines may be a few degrees off level (a form
+    photographed not quite square): its columns are shifted up or down by the shear that
+    packs the most ink into one row, the lines found, and shifted back. Returns the
+    piece's pixels on the lines and which of its rows hold some of them."""
+    ph, pw = piece.shape
+    reach = int(np.ceil(0.07 * pw))  # up to about 4 degrees
+    if reach < 1:
+        lines = thin_lines(piece)
+        return piece & lines[:, None], lines
+    x = np.arange(pw)
+    best, best_peak = None, -1
+    for k in range(-reach, reach + 1):
+        shift = np.round(k * x / max(pw - 1, 1)).astype(np.intp) + reach
+        sheared = np.zeros((ph + 2 * reach, pw), bool)
+        sheared[np.arange(ph)[:, None] + shift[None, :], x[None, :]] = piece
+        peak = int(np.count_nonzero(sheared, axis=1).max())
+        if peak > best_peak:
+            best, best_peak = (sheared, shift), peak
+    sheared, shift = best
+    lines = thin_lines(sheared)
+    rows = np.arange(ph)[:, None] + shift[None, :]
+    on = (sheared & lines[:, None])[rows, x[None, :]]
+    return on, on.any(1)
 
 
 def thin_lines(piece: np.ndarray) -> np.ndarray:
