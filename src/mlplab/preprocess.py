@@ -1036,16 +1036,24 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if reach < 1:
         lines = thin_lines(piece)
         return piece & lines[:, None], lines
+    from scipy import ndimage
+
+    # Fewer than two row bands as tall as the drift that cover the width: not two lines at
+    # any of these slopes, which printed_boxes needs (a digit's piece, the common case).
+    near = ndimage.maximum_filter1d(piece.view(np.uint8), 2 * reach + 3, axis=0)
+    if runs(np.count_nonzero(near, axis=1) >= 0.85 * pw) < 2:
+        return np.zeros(piece.shape, bool), np.zeros(ph, bool)
     x = np.arange(pw)
-    best, best_peak = None, -1
-    for k in range(-reach, reach + 1):
-        shift = np.round(k * x / max(pw - 1, 1)).astype(np.intp) + reach
-        sheared = np.zeros((ph + 2 * reach, pw), bool)
-        sheared[np.arange(ph)[:, None] + shift[None, :], x[None, :]] = piece
-        peak = int(np.count_nonzero(sheared, axis=1).max())
-        if peak > best_peak:
-            best, best_peak = (sheared, shift), peak
-    sheared, shift = best
+    slopes = np.arange(-reach, reach + 1)
+    shifts = np.round(slopes[:, None] * x[None, :] / max(pw - 1, 1)).astype(np.intp) + reach
+    ys, xs = np.nonzero(piece)
+    height = ph + 2 * reach
+    # Every slope's row counts in one bincount: slope j's rows are at j·height onwards.
+    counts = np.bincount((ys[None, :] + shifts[:, xs] + height * np.arange(len(slopes))[:, None]
+                          ).ravel(), minlength=len(slopes) * height)
+    shift = shifts[int(counts.reshape(len(slopes), height).max(1).argmax())]
+    sheared = np.zeros((height, pw), bool)
+    sheared[ys + shift[xs], xs] = True
     lines = thin_lines(sheared)
     rows = np.arange(ph)[:, None] + shift[None, :]
     on = (sheared & lines[:, None])[rows, x[None, :]]
