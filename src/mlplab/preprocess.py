@@ -1038,10 +1038,10 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return piece & lines[:, None], lines
     from scipy import ndimage
 
-    # Fewer than two row bands as tall as the drift that cover the width: not two lines at
-    # any of these slopes, which printed_boxes needs (a digit's piece, the common case).
+    # No row band as tall as the largest drift covers the width: no line at any of these
+    # slopes (a digit's own piece, often). (Two lines a box apart can share one band.)
     near = ndimage.maximum_filter1d(piece.view(np.uint8), 2 * reach + 3, axis=0)
-    if runs(np.count_nonzero(near, axis=1) >= 0.85 * pw) < 2:
+    if not (np.count_nonzero(near, axis=1) >= 0.85 * pw).any():
         return np.zeros(piece.shape, bool), np.zeros(ph, bool)
     x = np.arange(pw)
     slopes = np.arange(-reach, reach + 1)
