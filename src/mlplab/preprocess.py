@@ -381,10 +381,7 @@ def edge_minority(grey: np.ndarray) -> float:
     # A hard shadow's edge is as sharp, but it runs into the frame; the ink's outline
     # (in this close call) does not.
     labels, n, _ = label8(sharp)
-    at_frame = np.zeros(n + 1, bool)
-    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        at_frame[border] = True
-    sharp &= ~at_frame[labels]
+    sharp &= ~pieces_at_frame(labels, n)[labels]
     if not sharp.any():
         return 0.0
     middle = median(grey[:-1, :-1][sharp])  # halfway between the two sides of the edges
@@ -672,12 +669,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             lines = lines_past_the_digit(source, max(t, 0.25), guide, strong)
     if lines is not None:
         # Without the lines, the ink sets the level (a pencil is paler than the ruling).
-        flat = np.where(lines, 0.0, flat).astype(np.float32)
-        level = top_value(flat)
-        if level > 0:
-            flat = np.clip(flat / level, 0, 1)
-            t = otsu(flat)
-        strong = flat > max(t, 0.25)
+        flat, t, strong = relevel(np.where(lines, 0.0, flat).astype(np.float32), t)
     strong = drop_pale_lines(strong, flat)
     if not strong.any():  # all of it was taken for lines: a tight crop of thick strokes
         flat, strong, t = as_found
@@ -694,11 +686,8 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         holes = punch_holes(np.arange(1, n + 1), boxes,
                             np.bincount(labels[strong], minlength=n + 1)[1:], w)
         if holes:
-            punched = np.isin(labels, holes)
-            flat = np.where(dilate3(punched), 0.0, flat).astype(np.float32)
-            flat = np.clip(flat / max(top_value(flat), 1e-6), 0, 1)
-            t = otsu(flat)
-            strong = flat > max(t, 0.25)
+            punched = dilate3(np.isin(labels, holes))
+            flat, t, strong = relevel(np.where(punched, 0.0, flat).astype(np.float32), t)
             labels, n, window = label8(strong)
             boxes = None
     if n >= 8 and min(h, w) >= 48:  # many pieces: perhaps ruled lines a tilt broke up
@@ -774,6 +763,16 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     window = (slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
     crop = coverage[window] * dilate3(digit[window])
     return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
+
+
+def relevel(flat: np.ndarray, t: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """With lines or holes taken out of ``flat``, the ink sets the level again (a pencil
+    is paler than a form's ruling): ``flat`` rescaled, its Otsu threshold, the strong ink."""
+    level = top_value(flat)
+    if level > 0:
+        flat = np.clip(flat / level, 0, 1)
+        t = otsu(flat)
+    return flat, t, flat > max(t, 0.25)
 
 
 def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
@@ -1032,10 +1031,7 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     packs the most ink into one row, the lines found, and shifted back. Returns the
     piece's pixels on the lines and which of its rows hold some of them."""
     ph, pw = piece.shape
-    reach = int(np.ceil(0.07 * pw))  # up to about 4 degrees
-    if reach < 1:
-        lines = thin_lines(piece)
-        return piece & lines[:, None], lines
+    reach = int(np.ceil(0.07 * pw))  # up to about 4 degrees (at least one row)
     from scipy import ndimage
 
     # No row band as tall as the largest drift covers the width: no line at any of these
@@ -1125,15 +1121,15 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
     return out
 
 
-def punch_holes(kept: np.ndarray, boxes: list, sizes: np.ndarray, w: int) -> list[int]:
+def punch_holes(pieces: np.ndarray, boxes: list, sizes: np.ndarray, w: int) -> list[int]:
     """A ring binder's holes on a scanned page: two or more solid round dots of a size,
     one above the other near the left or right edge, and other ink besides. A small digit
     on the page is no larger than they are, so they must go before the main piece is
     chosen (held out: 30 of 78 such scans were read as the dots)."""
-    if len(kept) < 3:
+    if len(pieces) < 3:
         return []
     dots = []
-    for i in kept:
+    for i in pieces:
         box = boxes[i - 1]
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
         centre = (box[1].start + box[1].stop) / 2
@@ -1144,16 +1140,16 @@ def punch_holes(kept: np.ndarray, boxes: list, sizes: np.ndarray, w: int) -> lis
     for i in dots:
         bi = boxes[i - 1]
         ci = (bi[1].start + bi[1].stop) / 2
+        side = max(bi[0].stop - bi[0].start, bi[1].stop - bi[1].start)
         for j in dots:
             bj = boxes[j - 1]
             cj = (bj[1].start + bj[1].stop) / 2
-            side = max(bi[0].stop - bi[0].start, bi[1].stop - bi[1].start)
             apart = max(bj[0].start - bi[0].stop, bi[0].start - bj[0].stop)
             if j != i and abs(ci - cj) <= side and 0.5 <= sizes[j - 1] / sizes[i - 1] <= 2 \
                     and apart > 2 * side:
                 holes.append(i)
                 break
-    return holes if len(holes) < len(kept) else []
+    return holes if len(holes) < len(pieces) else []
 
 
 def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
@@ -1351,10 +1347,7 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     # inside (the middle of a blobby stroke wider than the pen's usual width) stays ink.
     removed = strong & (narrow <= max(otsu(flat / top), 0.25) * top)
     labels, n = ndimage.label(removed, structure=SQUARE)
-    at_frame = np.zeros(n + 1, bool)
-    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        at_frame[border] = True
-    at_frame[0] = False
+    at_frame = pieces_at_frame(labels, n)
     if not at_frame.any():
         return flat
     band = dilate3(dilate3(at_frame[labels]))
@@ -1391,6 +1384,15 @@ def plane_solver(shape: tuple[int, int]) -> np.ndarray:
     solver = np.linalg.pinv(plane_design(shape).astype(np.float64))
     solver.flags.writeable = False
     return solver
+
+
+def pieces_at_frame(labels: np.ndarray, n: int) -> np.ndarray:
+    """Which of the ``n`` labelled pieces touch the frame (index 0, the background, never)."""
+    at_frame = np.zeros(n + 1, bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        at_frame[border] = True
+    at_frame[0] = False
+    return at_frame
 
 
 def erode3(mask: np.ndarray) -> np.ndarray:
