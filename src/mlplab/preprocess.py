@@ -675,7 +675,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         flat, strong, t = as_found
     labels, n, window = label8(strong)
     boxes = [window] if n == 1 else find_boxes(labels, window)
-    printed = printed_boxes(labels, boxes)
+    printed = printed_boxes(*glued(strong, labels, n, window, boxes))
     if printed is not None:  # (and their faint fringe: not brought back as the digit's edge)
         strong = strong & ~printed
         flat = np.where(dilate3(printed) & ~strong, 0.0, flat).astype(np.float32)
@@ -982,7 +982,8 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return out
 
 
-def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
+def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = None
+                  ) -> np.ndarray | None:
     """A form's row (or grid) of printed boxes, the digit written in one of them (where it
     touches a box, boxes and digit are one piece, kept or dropped whole), or one box round
     it. A piece's thin lines are its rows (columns) that are nearly full, in bands a few
@@ -990,23 +991,32 @@ def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
     of the piece or more; or one box, its lines the piece's outermost rows and columns,
     with ink in its middle. The lines go when what is left is a digit's worth (a tenth of
     the piece); a piece of nothing but lines goes whole when other ink lies inside it.
-    ``labels`` numbers the pieces, ``boxes`` are their bounding boxes. Returns the pixels
-    to drop, or None."""
+    ``labels`` numbers the pieces, ``boxes`` are their bounding boxes; ``parts``, where
+    pieces a pixel apart were taken as one (:func:`glued`), numbers the pieces as they
+    were: one of them mostly off the lines (a thin digit a pixel from its box) is ink
+    beside the lines, not part of them. Returns the pixels to drop, or None."""
     out = None
     for i, box in enumerate(boxes, start=1):
         if min(box[0].stop - box[0].start, box[1].stop - box[1].start) < 12:
             continue
-        piece = labels[box] == i
-        ph, pw = piece.shape
-        col_on, cols = level_lines(piece.T)  # (a digit's upright is one at most: rows later)
-        nc = runs(cols)
-        if nc < 2:
+        original = labels[box] == i
+        ph0 = original.shape[0]
+        # Looked at with its rows levelled (a form photographed a little turned): its
+        # walls are then as tall as the sheared piece (they fell short of the tilted one).
+        shift = level_shift(original)
+        if shift is None:  # no row band covers the width: no lines across it
             continue
-        row_on, rows = level_lines(piece)
+        piece, top = sheared(original, shift)
+        ph, pw = piece.shape
+        rows = thin_lines(piece)
         nr = runs(rows)
         if nr < 2:
             continue
-        on = row_on | col_on.T
+        col_on, cols = level_lines(piece.T)
+        nc = runs(cols)
+        if nc < 2:
+            continue
+        on = (piece & rows[:, None]) | col_on.T
         size = np.count_nonzero(piece)
         # Or a single box round the digit: its lines the piece's outermost rows and columns,
         # with ink in the middle of it (a square 0 is all lines and corners).
@@ -1016,29 +1026,53 @@ def printed_boxes(labels: np.ndarray, boxes: list) -> np.ndarray | None:
         if not framed and (max(nr, nc) < 3 or np.count_nonzero(on) < 0.5 * size):
             continue
         if np.count_nonzero(piece & ~on) < 0.1 * size:
-            if np.count_nonzero((labels[box] > 0) & ~piece) < 0.05 * size:
+            beside = None
+            if parts is not None:
+                own = parts[box]
+                counts = np.bincount(own[original], minlength=int(own.max()) + 1)
+                lined = np.bincount(own[original & unsheared(on, shift, top, ph0)],
+                                    minlength=len(counts))
+                beside = (counts > 0) & (lined < 0.5 * counts)
+            if beside is not None and beside.any():
+                on = piece & ~sheared_like(beside[own], shift, top, piece.shape)
+            elif np.count_nonzero((labels[box] > 0) & ~original) < 0.05 * size:
                 continue
-            on = piece
+            else:
+                on = piece
         if out is None:
             out = np.zeros(labels.shape, bool)
-        out[box] |= on
+        out[box] |= unsheared(on, shift, top, ph0) & original
     return out
 
 
-def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`thin_lines` of a piece whose lines may be a few degrees off level (a form
-    photographed not quite square): its columns are shifted up or down by the shear that
-    packs the most ink into one row, the lines found, and shifted back. Returns the
-    piece's pixels on the lines and which of its rows hold some of them."""
+def glued(strong: np.ndarray, labels: np.ndarray, n: int, window: tuple[slice, slice],
+          boxes: list) -> tuple[np.ndarray, list, np.ndarray | None]:
+    """The pieces of ``strong`` with those a pixel apart taken as one, their boxes, and
+    the pieces as they were (None when none were joined): a form's thin printed lines,
+    reduced to a pixel or two, break at the corners and where they fade (held out: 2 in
+    3 of the boxes missed were in pieces)."""
+    if n < 2:
+        return labels, boxes, None
+    together, m, _ = label8(dilate3(strong))
+    if m == n:
+        return labels, boxes, None
+    together = np.where(strong, together, 0)
+    return together, find_boxes(together, window), labels
+
+
+def level_shift(piece: np.ndarray) -> np.ndarray | None:
+    """How far to move each column of a piece down so that a line a few degrees off level
+    (up to about 4°: a form photographed not quite square) lies in one row: the shear that
+    packs the most ink into one row. None when no row band as tall as the largest drift
+    covers the piece's width: no line at any of these slopes (a digit's own piece, often;
+    two lines a box apart can share one band)."""
     ph, pw = piece.shape
-    reach = int(np.ceil(0.07 * pw))  # up to about 4 degrees (at least one row)
+    reach = int(np.ceil(0.07 * pw))  # (at least one row)
     from scipy import ndimage
 
-    # No row band as tall as the largest drift covers the width: no line at any of these
-    # slopes (a digit's own piece, often). (Two lines a box apart can share one band.)
     near = ndimage.maximum_filter1d(piece.view(np.uint8), 2 * reach + 3, axis=0)
     if not (np.count_nonzero(near, axis=1) >= 0.85 * pw).any():
-        return np.zeros(piece.shape, bool), np.zeros(ph, bool)
+        return None
     x = np.arange(pw)
     slopes = np.arange(-reach, reach + 1)
     shifts = np.round(slopes[:, None] * x[None, :] / max(pw - 1, 1)).astype(np.intp) + reach
@@ -1047,12 +1081,51 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Every slope's row counts in one bincount: slope j's rows are at j·height onwards.
     counts = np.bincount((ys[None, :] + shifts[:, xs] + height * np.arange(len(slopes))[:, None]
                           ).ravel(), minlength=len(slopes) * height)
-    shift = shifts[int(counts.reshape(len(slopes), height).max(1).argmax())]
-    sheared = np.zeros((height, pw), bool)
-    sheared[ys + shift[xs], xs] = True
-    lines = thin_lines(sheared)
-    rows = np.arange(ph)[:, None] + shift[None, :]
-    on = (sheared & lines[:, None])[rows, x[None, :]]
+    return shifts[int(counts.reshape(len(slopes), height).max(1).argmax())]
+
+
+def sheared(piece: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, int]:
+    """The piece with column x moved down by ``shift[x]``, cropped to its rows, and the
+    first row kept (for :func:`unsheared`)."""
+    ys, xs = np.nonzero(piece)
+    ys = ys + shift[xs]
+    top = int(ys.min())
+    out = np.zeros((int(ys.max()) - top + 1, piece.shape[1]), bool)
+    out[ys - top, xs] = True
+    return out, top
+
+
+def sheared_like(mask: np.ndarray, shift: np.ndarray, top: int, shape: tuple[int, int]
+                 ) -> np.ndarray:
+    """A mask in the piece's frame moved as :func:`sheared` moved the piece (``shape``
+    its result's)."""
+    ys, xs = np.nonzero(mask)
+    ys = ys + shift[xs] - top
+    out = np.zeros(shape, bool)
+    inside = (ys >= 0) & (ys < shape[0])
+    out[ys[inside], xs[inside]] = True
+    return out
+
+
+def unsheared(mask: np.ndarray, shift: np.ndarray, top: int, ph: int) -> np.ndarray:
+    """A mask in :func:`sheared`'s frame back in the piece's (``ph`` rows): true where
+    the piece's pixel was moved onto a true pixel."""
+    h, w = mask.shape
+    x = np.arange(w)
+    rows = np.arange(ph)[:, None] + shift[None, :] - top
+    inside = (rows >= 0) & (rows < h)
+    return np.where(inside, mask[np.clip(rows, 0, h - 1), x[None, :]], False)
+
+
+def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`thin_lines` of a piece whose lines may be a few degrees off level: found in
+    the piece sheared level (:func:`level_shift`) and moved back. Returns the piece's
+    pixels on the lines and which of its rows hold some of them."""
+    shift = level_shift(piece)
+    if shift is None:
+        return np.zeros(piece.shape, bool), np.zeros(piece.shape[0], bool)
+    flat, top = sheared(piece, shift)
+    on = unsheared(flat & thin_lines(flat)[:, None], shift, top, piece.shape[0]) & piece
     return on, on.any(1)
 
 
