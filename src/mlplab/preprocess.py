@@ -670,6 +670,10 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     if lines is not None:
         # Without the lines, the ink sets the level (a pencil is paler than the ruling).
         flat, t, strong = relevel(np.where(lines, 0.0, flat).astype(np.float32), t)
+        walls = hanging_walls(strong, lines)
+        if walls is not None:
+            strong = strong & ~walls
+            flat = np.where(dilate3(walls) & ~strong, 0.0, flat).astype(np.float32)
     strong = drop_pale_lines(strong, flat)
     if not strong.any():  # all of it was taken for lines: a tight crop of thick strokes
         flat, strong, t = as_found
@@ -937,6 +941,32 @@ def lines_past_the_digit(source: np.ndarray, cut: float, guide: np.ndarray,
     return lines if np.count_nonzero(lines & strong) < 0.5 * ink else None
 
 
+def hanging_walls(strong: np.ndarray, lines: np.ndarray) -> np.ndarray | None:
+    """A form's row of boxes running out of the photo: its two lines go as long lines,
+    and the walls between them stay, thin straight bars standing from one line to the
+    other beside the digit (held out: most of the boxes still missed). Two or more such
+    bars, as thin as a printed line, go; a lone one may be a 1. Returns them, or None."""
+    labels, n, window = label8(strong)
+    if n < 3:
+        return None
+    near = dilate3(dilate3(lines))  # within two pixels of a line
+    found = []
+    for i, box in enumerate(find_boxes(labels, window), start=1):
+        bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
+        if bh < 8 or bw > max(3, 0.15 * bh):
+            continue
+        piece = labels[box] == i
+        if not ((piece[0] & near[box][0]).any() and (piece[-1] & near[box][-1]).any()):
+            continue
+        ys, xs = np.nonzero(piece)
+        minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        if major > 0 and minor < 0.01 * major:
+            found.append(i)
+    if len(found) < 2 or len(found) == n:
+        return None
+    return np.isin(labels, found)
+
+
 def pair_coverage(rows: np.ndarray, cols: np.ndarray, n: int, w: int) -> np.ndarray:
     """For pixels at (rows, cols) in an n×w frame: how many columns each pair of rows
     (i, i + 1) covers. A line between two of long_lines' 1° steps (or two pixels wide)
@@ -1012,11 +1042,20 @@ def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = No
         nr = runs(rows)
         if nr < 2:
             continue
-        col_on, cols = level_lines(piece.T)
+        # The walls: across the piece, or between its first line and its last when those
+        # hold most of it (a digit may stand out of its box a little; the corners, at a
+        # pixel or two, often break; a 9's loop is not a box).
+        lined = np.flatnonzero(rows)
+        a = lined[0] + int(np.argmin(rows[lined[0]:]))
+        b = lined[-1] - int(np.argmin(rows[lined[-1]::-1]))
+        col_on = level_lines(piece.T)[0].T
+        if b - a + 1 >= 0.6 * ph:
+            col_on[a:b + 1] |= level_lines(piece[a:b + 1].T)[0].T
+        cols = col_on.any(0)
         nc = runs(cols)
         if nc < 2:
             continue
-        on = (piece & rows[:, None]) | col_on.T
+        on = (piece & rows[:, None]) | col_on
         size = np.count_nonzero(piece)
         # Or a single box round the digit: its lines the piece's outermost rows and columns,
         # with ink in the middle of it (a square 0 is all lines and corners).
@@ -1053,7 +1092,7 @@ def glued(strong: np.ndarray, labels: np.ndarray, n: int, window: tuple[slice, s
     3 of the boxes missed were in pieces)."""
     if n < 2:
         return labels, boxes, None
-    together, m, _ = label8(dilate3(strong))
+    together, m, _ = label8(dilate3(dilate3(strong)))
     if m == n:
         return labels, boxes, None
     together = np.where(strong, together, 0)
