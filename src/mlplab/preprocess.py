@@ -190,10 +190,20 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
         if max(image.size) <= WORK_SIDE:
             raise
         # A digit a few pixels high on a big page can vanish in the reduction: look again
-        # at three times the size before giving up (only blank images pay for this).
+        # at three times the size before giving up (only blank images pay for this), and
+        # at four, a JPEG decoded again that large (a 24-px digit on a 12-MP photo was
+        # 3 px at 1/8 scale).
         small = reduce_for_work(image, side=3 * WORK_SIDE)
         grey = to_grey(small)
-        coverage, (top, bottom, left, right, inverted, tilt) = isolate_ink(grey)
+        try:
+            coverage, (top, bottom, left, right, inverted, tilt) = isolate_ink(grey)
+        except ImageError:
+            sharper = redecode(image, max(image.size) * jpeg_gain(image) / (4 * WORK_SIDE))
+            if sharper is None:
+                raise
+            image, small = sharper, reduce_for_work(sharper, side=4 * WORK_SIDE)
+            grey = to_grey(small)
+            coverage, (top, bottom, left, right, inverted, tilt) = isolate_ink(grey)
     scale = image.width / small.width
     side = max(bottom - top, right - left)
     if scale > 1.5 and side < 0.25 * WORK_SIDE:  # under 40 px: too few for the 80-px mask
@@ -228,28 +238,51 @@ def sharp_crop(image: Image.Image, box: tuple[int, int, int, int], digit: float
     that decode_image read at reduced scale and the digit in it (``digit`` px high or
     wide) is too small to keep its strokes: a digit a few percent of a big photo's height
     was 5-15 px at 1/8 scale."""
-    data = image.info.get("mlplab_jpeg")
     side = max(box[2] - box[0], box[3] - box[1])
-    if data is None or side >= WORK_SIDE or digit >= 32:
-        return image.crop(box)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            full = Image.open(io.BytesIO(data))
-            gain = max(full.size) / max(image.size)  # the reduction the first decode used
-            # A reduction (JPEG decodes at 1/1-1/8) that gives the digit about 48 px: enough
-            # for its strokes, while a grid's lines or dots stay as faint as at first.
-            reduction = max(1.0, min(gain, digit * gain / 48))
-            if reduction >= gain / 1.5:
-                return image.crop(box)
-            full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
-            full.load()
-            full = ImageOps.exif_transpose(full)
-    except Exception:  # already decoded once; anything odd keeps the first decode
+    data = image.info.get("mlplab_jpeg")
+    full = None
+    if data is not None and side < WORK_SIDE and digit < 32:
+        gain = jpeg_gain(image)
+        # A reduction (JPEG decodes at 1/1-1/8) that gives the digit about 48 px: enough
+        # for its strokes, while a grid's lines or dots stay as faint as at first.
+        reduction = max(1.0, min(gain, digit * gain / 48))
+        full = redecode(image, reduction) if reduction < gain / 1.5 else None
+    if full is None:
         return image.crop(box)
     k = full.width / image.width
     return full.crop((int(box[0] * k), int(box[1] * k), min(full.width, int(box[2] * k) + 1),
                       min(full.height, int(box[3] * k) + 1)))
+
+
+def jpeg_gain(image: Image.Image) -> float:
+    """How much smaller decode_image read a JPEG than it is (1 when it read it whole)."""
+    data = image.info.get("mlplab_jpeg")
+    if data is None:
+        return 1.0
+    try:
+        return max(Image.open(io.BytesIO(data)).size) / max(image.size)
+    except Exception:
+        return 1.0
+
+
+def redecode(image: Image.Image, reduction: float) -> Image.Image | None:
+    """A JPEG that decode_image read at reduced scale, decoded again with at least
+    1/reduction of its full size (JPEG decodes at 1/1, 1/2, 1/4 or 1/8); None when that is
+    no sharper, or anything odd happens (it was decoded once already)."""
+    data = image.info.get("mlplab_jpeg")
+    if data is None or 2 ** int(np.log2(max(reduction, 1.0))) >= jpeg_gain(image):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            full = Image.open(io.BytesIO(data))
+            full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
+            full.load()
+            full = ImageOps.exif_transpose(full)
+    except Exception:
+        return None
+    full.info["mlplab_jpeg"] = data
+    return full
 
 
 def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
