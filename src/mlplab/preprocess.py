@@ -1071,25 +1071,28 @@ def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = No
             continue
         piece, top = sheared(original, shift)
         ph, pw = piece.shape
+        size = np.count_nonzero(piece)
+        if size > 0.4 * ph * pw:  # dense: a thick digit's blob, not thin lines round space
+            continue
         rows = thin_lines(piece)
         nr = runs(rows)
         if nr < 2:
             continue
-        # The walls: across the piece, or between its first line and its last when those
-        # hold most of it (a digit may stand out of its box a little; the corners, at a
-        # pixel or two, often break; a 9's loop is not a box).
+        # The walls: across the piece, or, in a row of boxes (wider than tall: a digit's
+        # piece seldom is), between its first line and its last when those hold most of
+        # it (a digit may stand out of its box a little; the corners, at a pixel or two,
+        # often break; a 9's loop is not a box, nor a narrow 8's sides).
         lined = np.flatnonzero(rows)
         a = lined[0] + int(np.argmin(rows[lined[0]:]))
         b = lined[-1] - int(np.argmin(rows[lined[-1]::-1]))
         col_on = level_lines(piece.T)[0].T
-        if b - a + 1 >= 0.6 * ph:
+        if pw >= 1.5 * ph and b - a + 1 >= 0.6 * ph:
             col_on[a:b + 1] |= level_lines(piece[a:b + 1].T)[0].T
         cols = col_on.any(0)
         nc = runs(cols)
         if nc < 2:
             continue
         on = (piece & rows[:, None]) | col_on
-        size = np.count_nonzero(piece)
         # Or a single box round the digit: its lines the piece's outermost rows and columns,
         # with ink in the middle of it (a square 0 is all lines and corners).
         framed = rows[:2].any() and rows[-2:].any() and cols[:2].any() and cols[-2:].any() \
