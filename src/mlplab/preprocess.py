@@ -992,12 +992,19 @@ def hanging_walls(strong: np.ndarray, lines: np.ndarray) -> np.ndarray | None:
         if not ((piece[0] & near[box][0]).any() and (piece[-1] & near[box][-1]).any()):
             continue
         ys, xs = np.nonzero(piece)
-        minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        minor, major = spreads(ys, xs)
         if major > 0 and minor < 0.01 * major:
             found.append(i)
     if len(found) < 2 or len(found) == n:
         return None
     return np.isin(labels, found)
+
+
+def spreads(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
+    """The variances of a piece's pixels (at ``ys``, ``xs``) across and along it: a
+    straight line's first is under a hundredth of its second, its length √(12·second)."""
+    minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+    return float(minor), float(major)
 
 
 def pair_coverage(rows: np.ndarray, cols: np.ndarray, n: int, w: int) -> np.ndarray:
@@ -1039,7 +1046,7 @@ def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
             ys, xs = ys + sub[0].start + box[0].start, xs + sub[1].start + box[1].start
             if not (ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1):
                 continue
-            minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+            minor, major = spreads(ys, xs)
             if major > 0 and minor < 0.01 * major and np.sqrt(12 * major) > 0.25 * min(h, w):
                 out[ys, xs] = False
     return out
@@ -1322,7 +1329,7 @@ def cast_shadows(strong: np.ndarray, labels: np.ndarray, sizes: np.ndarray,
     # A hard shadow's edge left as a thin line: straight, long, running into the frame.
     for i in np.flatnonzero(on_border & ~out & (sizes >= 10)):
         ys, xs = np.nonzero(labels[boxes[i]] == i + 1)
-        minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        minor, major = spreads(ys, xs)
         straight = major > 0 and minor < 0.01 * major
         if straight and np.sqrt(12 * major) > 0.5 * min(h, w) and \
                 sizes[~out].sum() - sizes[i] >= 0.3 * sizes[i]:
@@ -1356,7 +1363,7 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
         ys, xs = np.nonzero(labels[box] == i)
         if len(ys) < 8:
             continue
-        minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        minor, major = spreads(ys, xs)
         if major <= 0 or minor > 0.01 * major:  # not a straight line (width < length / 10)
             continue
         # Only below the rest: a line above or to the side may be a 5's or 7's bar, a 4's
