@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from mlplab.benchmarks import Measurement, ratios, training_checks
@@ -43,3 +45,17 @@ def test_bench_rejects_unknown_contender(capsys):
     with pytest.raises(SystemExit) as e:
         main(["bench", "--only", "pytorch"])
     assert e.value.code == 2 and "unknown contender 'pytorch'" in capsys.readouterr().err
+
+
+def test_bench_preprocess_times_each_kind_and_its_decoding_on_the_same_files():
+    from mlplab.benchmarks import bench_preprocess
+    from mlplab.data import load_dataset
+
+    total, decoding = bench_preprocess(load_dataset("mnist-sample"), n=4)
+    assert list(total) == list(decoding)
+    kinds = [k for k in total if not k.startswith("average")]
+    assert len(kinds) == 5 and any("12 MP" in k for k in kinds)
+    for out in (total, decoding):
+        assert all(np.isfinite(v) and v > 0 for v in out.values())
+        assert out["average over these kinds of image"] == pytest.approx(
+            sum(out[k] for k in kinds) / len(kinds))
