@@ -267,7 +267,7 @@ def test_predict_on_non_run_is_one_line(tmp_path, capsys):
     assert e.value.code == 2 and "is not an mlplab run" in err
 
 
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "HEIF", "AVIF")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -275,10 +275,13 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
     st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=8))
 def test_corrupted_files_are_errors_not_tracebacks(fmt, cut, flips):
     """Truncated or bit-damaged files of every format: a result or an ImageError, nothing else."""
+    from mlplab.preprocess import heif_opener
+
+    assert heif_opener()  # (HEIF is pillow-heif's, in the test extras)
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
     img = Image.fromarray(rng.integers(0, 256, (48, 48), np.uint8))
-    img.convert("RGB" if fmt == "JPEG" else "L").save(buf, format=fmt)
+    img.convert("RGB" if fmt in ("JPEG", "HEIF", "AVIF") else "L").save(buf, format=fmt)
     data = bytearray(buf.getvalue())
     for where, value in flips:
         data[int(where * (len(data) - 1))] = value
@@ -717,3 +720,45 @@ def test_no_pieces_have_no_boxes():
     assert n == 0 and find_boxes(labels, window) == []
     labels, n, window = label8(np.eye(60, 80, dtype=bool))
     assert n == 1 and find_boxes(labels, window) == [(slice(0, 60), slice(0, 60))]
+
+
+def heic(image: Image.Image, **kw) -> bytes:
+    from mlplab.preprocess import heif_opener
+
+    assert heif_opener()  # pillow-heif is in the test extras
+    buf = io.BytesIO()
+    image.save(buf, format="HEIF", **kw)
+    return buf.getvalue()
+
+
+def test_an_iphone_heic_photo_reads_as_its_png_does(sample):
+    """A HEIC photo (an iPhone's usual format) of a digit on paper comes out as the same
+    digit saved losslessly does."""
+    from mlplab.preprocess import is_heif
+
+    for d in sample.x_test[:5]:
+        page = Image.fromarray(255 - d).resize((400, 400), Image.Resampling.BICUBIC)
+        photo = Image.new("L", (640, 480), 235)
+        photo.paste(page.point(lambda v: int(235 * v / 255)), (150, 40))
+        data = heic(photo.convert("RGB"), quality=85)
+        assert is_heif(data)
+        from_heic, from_png = preprocess_bytes(data), preprocess_bytes(png(np.asarray(photo)))
+        assert np.abs(from_heic - from_png).mean() < 0.03
+
+
+def test_heic_without_pillow_heif_says_what_to_install(monkeypatch):
+    from mlplab import preprocess
+
+    data = heic(Image.new("RGB", (64, 64), "white"))
+    monkeypatch.setattr(preprocess, "heif_opener", lambda: False)
+    with pytest.raises(ImageError, match=r"upload: is a HEIC/HEIF photo.*mlplab\[heic\]"):
+        preprocess_bytes(data, name="upload")
+
+
+def test_avif_is_not_taken_for_heic():
+    from mlplab.preprocess import is_heif
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buf, format="AVIF")
+    assert buf.getvalue()[4:8] == b"ftyp" and not is_heif(buf.getvalue())
+    assert decode_image(buf.getvalue()).size == (64, 64)

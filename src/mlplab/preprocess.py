@@ -39,6 +39,30 @@ MIN_SIDE = 4  # pixels: anything smaller cannot hold a digit
 # ---------------------------------------------------------------- decoding
 
 
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+def is_heif(data: bytes) -> bool:
+    """A HEIC/HEIF file (an iPhone's photos, by default): an ISO media file whose brands
+    are HEIF's. AVIF, which shares the container and Pillow reads itself, is not."""
+    if data[4:8] != b"ftyp":
+        return False
+    end = min(int.from_bytes(data[:4], "big"), 64)
+    brands = {data[8:12]} | {data[i:i + 4] for i in range(16, end - 3, 4)}
+    return data[8:12] not in (b"avif", b"avis") and bool(brands & HEIF_BRANDS)
+
+
+@functools.cache
+def heif_opener() -> bool:
+    """Teach Pillow HEIC/HEIF when the optional pillow-heif is installed (mlplab[heic])."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS
                  ) -> Image.Image:
     """Decode image bytes safely; the size is checked from the header before decoding."""
@@ -50,6 +74,9 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg")):
         raise ImageError(f"{name}: is an HTML/XML document, not an image")
+    if is_heif(data) and not heif_opener():
+        raise ImageError(f"{name}: is a HEIC/HEIF photo (an iPhone's usual format), which "
+                         "needs pillow-heif: pip install 'mlplab[heic]', or send it as JPEG")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb warnings (size checked below), bad EXIF…
@@ -79,7 +106,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
                          "megapixel limit (a decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: is not an image Pillow can read (PNG, JPEG, GIF, BMP, "
-                         "WebP, TIFF)") from None
+                         "WebP, TIFF, AVIF, HEIC)") from None
     except MemoryError:
         raise ImageError(f"{name}: the image needs more memory to decode than is available; "
                          "resize it first") from None
