@@ -62,3 +62,12 @@ def test_a_folder_that_is_not_a_run_fails_before_any_image(tmp_path, capsys):
         main(["predict", str(tmp_path), str(tmp_path / "d.png")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "900,000,000" not in err and err.count("\n") == 1
+
+
+def test_a_folder_gives_its_images_of_every_kind_people_send(tmp_path):
+    from mlplab.prediction import expand_inputs
+
+    for name in ("b.HEIC", "a.heif", "c.avif", "d.jpeg", "e.png", "notes.txt", "f.pdf"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in expand_inputs([tmp_path])] == \
+        ["a.heif", "b.HEIC", "c.avif", "d.jpeg", "e.png"]

@@ -159,6 +159,7 @@ def hostile(case: str) -> bytes:
         "truncated jpeg": jpeg.getvalue()[:300],
         "text": b"hello, this is not an image\n" * 20,
         "html": b"<!DOCTYPE html><html><body>404</body></html>",
+        "pdf": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n",
         "bomb": huge_png(30_000, 30_000),
         "64 megapixels": huge_png(8_000, 8_000),
         "zero size": huge_png(0, 0),
@@ -175,7 +176,8 @@ def hostile(case: str) -> bytes:
 @pytest.mark.parametrize("case,message", [
     ("empty", "empty"), ("truncated png", "truncated or corrupt"),
     ("truncated jpeg", "truncated or corrupt"), ("text", "not an image"),
-    ("html", "not an image"), ("bomb", "900,000,000 pixels is more than the 50-megapixel limit"),
+    ("html", "not an image"), ("pdf", "is a PDF document, not an image; export the page"),
+    ("bomb", "900,000,000 pixels is more than the 50-megapixel limit"),
     ("64 megapixels", "8000×8000 pixels is more than the 50-megapixel limit"),
     ("zero size", "not an image|truncated or corrupt|empty"),
     ("garbage after png magic", "not an image|truncated or corrupt"),

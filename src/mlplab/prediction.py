@@ -9,7 +9,8 @@ import numpy as np
 
 from mlplab.errors import ImageError, RunError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif",
+                  ".heic", ".heif"}  # (HEIC: with mlplab[heic]; without, one error each)
 
 
 @dataclass

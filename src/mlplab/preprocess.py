@@ -74,6 +74,9 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg")):
         raise ImageError(f"{name}: is an HTML/XML document, not an image")
+    if head.startswith(b"%pdf"):
+        raise ImageError(f"{name}: is a PDF document, not an image; export the page as PNG "
+                         "or JPEG")
     if is_heif(data) and not heif_opener():
         raise ImageError(f"{name}: is a HEIC/HEIF photo (an iPhone's usual format), which "
                          "needs pillow-heif: pip install 'mlplab[heic]', or send it as JPEG")
