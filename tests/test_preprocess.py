@@ -764,3 +764,11 @@ def test_avif_is_not_taken_for_heic():
     Image.new("RGB", (64, 64), "white").save(buf, format="AVIF")
     assert buf.getvalue()[4:8] == b"ftyp" and not is_heif(buf.getvalue())
     assert decode_image(buf.getvalue()).size == (64, 64)
+
+
+def test_a_heic_photos_orientation_is_applied_once():
+    """iOS stores the turn in the EXIF and in HEIF's own transform: turned once, not twice."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to view
+    data = heic(Image.new("RGB", (200, 100), "white"), exif=exif.tobytes())
+    assert decode_image(data).size == (100, 200)
