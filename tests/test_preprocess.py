@@ -253,6 +253,27 @@ def test_predict_cli_good_and_bad_files(small_run, sample, tmp_path, capsys):
     assert len(list(show.glob("*.seen.png"))) == 4
 
 
+def test_a_folder_preprocessed_on_several_processes_gives_what_one_gives(small_run, sample,
+                                                                         tmp_path):
+    from mlplab.prediction import PARALLEL_FROM, predict_files
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    styles = ["dark_on_white_large", "phone_photo", "transparent_canvas", "pencil"]
+    for i in range(PARALLEL_FROM):
+        (folder / f"d{i}.img").write_bytes(STYLES[styles[i % 4]](sample.x_test[i], rng))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    files = sorted(folder.iterdir())
+    one = predict_files(small_run, files, jobs=1, show=tmp_path / "one")
+    two = predict_files(small_run, files, jobs=2, show=tmp_path / "two")
+    assert [r.to_json() for r in one] == [r.to_json() for r in two]
+    assert sum(bool(r.error) for r in two) == 1 and "broken.png" in two[0].error
+    seen = sorted((tmp_path / "one").iterdir())
+    assert len(seen) == PARALLEL_FROM
+    assert all(f.read_bytes() == (tmp_path / "two" / f.name).read_bytes() for f in seen)
+
+
 def test_predict_cli_all_good_exit_0(small_run, sample, tmp_path, capsys):
     f = tmp_path / "seven.png"
     f.write_bytes(png(255 - sample.x_test[0]))

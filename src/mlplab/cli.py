@@ -372,8 +372,11 @@ def show(source: str, split: str, count: int, label: int | None, out: Path) -> N
 @click.option("--normalize-stroke", is_flag=True,
               help="bring every stroke to MNIST's median width (very thick or thin strokes "
                    "are always adjusted)")
+@click.option("--jobs", default=None, type=click.IntRange(1, 256),
+              help="processes that preprocess the images side by side (used from "
+                   "8 files on)  [default: every core]")
 def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
-            show: Path | None, normalize_stroke: bool) -> None:
+            show: Path | None, normalize_stroke: bool, jobs: int | None) -> None:
     """Predict the digit in your own images (photos, scans, drawings; files or folders).
 
     Each image goes through MNIST-style preprocessing: polarity, background and lighting
@@ -383,7 +386,7 @@ def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
     from mlplab.prediction import predict_files
 
     results = predict_files(run_dir, list(images), show=show,
-                            normalize_stroke=normalize_stroke)
+                            normalize_stroke=normalize_stroke, jobs=jobs)
     if not results:
         fail("no image files found in the given folders")
     for r in results:

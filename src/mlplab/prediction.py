@@ -41,37 +41,89 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
+PARALLEL_FROM = 8  # files: below this, starting worker processes costs more than it saves
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def prepare_file(path: Path, normalize_stroke: bool, show: bool
+                 ) -> tuple[np.ndarray | None, bytes | None, str]:
+    """One file → (its 28×28 input, its "what the model sees" PNG when ``show``, "") or
+    (None, None, a one-line error naming the file). Runs in worker processes too."""
+    from mlplab import preprocess
+
+    try:
+        data = path.read_bytes() if path.is_file() else None
+        if data is None:
+            raise ImageError(f"{path}: no such file")
+        image = preprocess.decode_image(data, name=str(path))
+        x = preprocess.to_mnist(image, normalize_stroke=normalize_stroke)
+        seen = None
+        if show:
+            import io
+
+            buf = io.BytesIO()
+            preprocess.see(image, x).save(buf, format="PNG")
+            seen = buf.getvalue()
+        return x, seen, ""
+    except ImageError as e:
+        message = str(e)
+        return None, None, message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bool = False,
+                  jobs: int | None = None) -> list[tuple[np.ndarray | None, bytes | None, str]]:
+    """:func:`prepare_file` for each file, in order, on ``jobs`` processes (default: every
+    core) when there are enough files to pay for starting them (a folder of 12-MP photos
+    is mostly JPEG decoding, which one process does one image at a time)."""
+    import functools
+
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    work = functools.partial(prepare_file, normalize_stroke=normalize_stroke, show=show)
+    if jobs == 1 or len(files) < PARALLEL_FROM:
+        return [work(f) for f in files]
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork starts in milliseconds, but not once JAX's threads run (a library caller who
+    # has trained in this process): then fresh interpreters.
+    method = "fork" if sys.platform == "linux" and "jax" not in sys.modules else "spawn"
+    with ProcessPoolExecutor(min(jobs, len(files)),
+                             mp_context=multiprocessing.get_context(method)) as pool:
+        return list(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
+
+
 def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None = None,
-                  normalize_stroke: bool = False) -> list[Prediction]:
-    """Preprocess every file (one error per bad file) and predict the good ones in a batch.
+                  normalize_stroke: bool = False, jobs: int | None = None
+                  ) -> list[Prediction]:
+    """Preprocess every file (one error per bad file; on ``jobs`` processes, default every
+    core) and predict the good ones in a batch.
 
     The model (and Keras with it) is loaded only once some image has passed: a refused
     decompression bomb or a wrong file costs milliseconds and a few MB, not a Keras start.
     """
-    from mlplab import preprocess
     from mlplab.runs import open_run, write_bytes
 
     run = open_run(run_path)  # a folder that is not a run fails before any work
+    files = expand_inputs(paths)
     results, inputs = [], []
-    for path in expand_inputs(paths):
-        result = Prediction(str(path))
-        try:
-            data = path.read_bytes() if path.is_file() else None
-            if data is None:
-                raise ImageError(f"{path}: no such file")
-            image = preprocess.decode_image(data, name=str(path))
-            x = preprocess.to_mnist(image, normalize_stroke=normalize_stroke)
+    prepared = prepare_files(files, normalize_stroke=normalize_stroke, show=show is not None,
+                             jobs=jobs)
+    for path, (x, seen, error) in zip(files, prepared, strict=True):
+        results.append(Prediction(str(path), error=error))
+        if x is not None:
             inputs.append(x)
-            if show is not None:
-                import io
-
-                buf = io.BytesIO()
-                preprocess.see(image, x).save(buf, format="PNG")
-                write_bytes(show / f"{path.stem}.seen.png", buf.getvalue())
-        except ImageError as e:
-            message = str(e)
-            result.error = message if message.startswith(str(path)) else f"{path}: {message}"
-        results.append(result)
+        if seen is not None:
+            write_bytes(show / f"{path.stem}.seen.png", seen)
     if inputs:
         from mlplab.engine import predict_fn
         from mlplab.models import load_model
