@@ -265,8 +265,12 @@ def test_a_folder_preprocessed_on_several_processes_gives_what_one_gives(small_r
         (folder / f"d{i}.img").write_bytes(STYLES[styles[i % 4]](sample.x_test[i], rng))
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     files = sorted(folder.iterdir())
-    one = predict_files(small_run, files, jobs=1, show=tmp_path / "one")
-    two = predict_files(small_run, files, jobs=2, show=tmp_path / "two")
+    told = {1: [], 2: []}
+    one = predict_files(small_run, files, jobs=1, show=tmp_path / "one",
+                        progress=lambda *a: told[1].append(a))
+    two = predict_files(small_run, files, jobs=2, show=tmp_path / "two",
+                        progress=lambda *a: told[2].append(a))
+    assert told[1] == told[2] == [(k, len(files)) for k in range(1, len(files) + 1)]
     assert [r.to_json() for r in one] == [r.to_json() for r in two]
     assert sum(bool(r.error) for r in two) == 1 and "broken.png" in two[0].error
     seen = sorted((tmp_path / "one").iterdir())

@@ -360,6 +360,9 @@ def show(source: str, split: str, count: int, label: int | None, out: Path) -> N
 # ---------------------------------------------------------------- predict
 
 
+PROGRESS_FROM = 20  # images: a bar on the terminal while a folder this big is preprocessed
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -385,8 +388,19 @@ def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
     """
     from mlplab.prediction import predict_files
 
+    bar = None
+
+    def progress(done: int, total: int) -> None:  # on a terminal, for a big folder
+        nonlocal bar
+        if bar is None and total >= PROGRESS_FROM and sys.stderr.isatty():
+            bar = click.progressbar(length=total, label="preprocessing", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+            if done == total:
+                bar.render_finish()
+
     results = predict_files(run_dir, list(images), show=show,
-                            normalize_stroke=normalize_stroke, jobs=jobs)
+                            normalize_stroke=normalize_stroke, jobs=jobs, progress=progress)
     if not results:
         fail("no image files found in the given folders")
     for r in results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
+Progress = Callable[[int, int], None]  # (files done, files in all)
 PARALLEL_FROM = 8  # files: below this, starting worker processes costs more than it saves
 
 
@@ -80,16 +82,27 @@ def prepare_file(path: Path, normalize_stroke: bool, show: bool
 
 
 def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bool = False,
-                  jobs: int | None = None) -> list[tuple[np.ndarray | None, bytes | None, str]]:
+                  jobs: int | None = None, progress: Progress | None = None
+                  ) -> list[tuple[np.ndarray | None, bytes | None, str]]:
     """:func:`prepare_file` for each file, in order, on ``jobs`` processes (default: every
     core) when there are enough files to pay for starting them (a folder of 12-MP photos
-    is mostly JPEG decoding, which one process does one image at a time)."""
+    is mostly JPEG decoding, which one process does one image at a time). ``progress`` is
+    told (files done, files in all) after each file."""
     import functools
 
     jobs = default_jobs() if jobs is None else max(1, jobs)
     work = functools.partial(prepare_file, normalize_stroke=normalize_stroke, show=show)
+
+    def told(results: Iterable) -> list:
+        out = []
+        for result in results:
+            out.append(result)
+            if progress is not None:
+                progress(len(out), len(files))
+        return out
+
     if jobs == 1 or len(files) < PARALLEL_FROM:
-        return [work(f) for f in files]
+        return told(work(f) for f in files)
     import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor
@@ -99,12 +112,12 @@ def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bo
     method = "fork" if sys.platform == "linux" and "jax" not in sys.modules else "spawn"
     with ProcessPoolExecutor(min(jobs, len(files)),
                              mp_context=multiprocessing.get_context(method)) as pool:
-        return list(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
+        return told(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
 
 
 def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None = None,
-                  normalize_stroke: bool = False, jobs: int | None = None
-                  ) -> list[Prediction]:
+                  normalize_stroke: bool = False, jobs: int | None = None,
+                  progress: Progress | None = None) -> list[Prediction]:
     """Preprocess every file (one error per bad file; on ``jobs`` processes, default every
     core) and predict the good ones in a batch.
 
@@ -117,7 +130,7 @@ def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None 
     files = expand_inputs(paths)
     results, inputs = [], []
     prepared = prepare_files(files, normalize_stroke=normalize_stroke, show=show is not None,
-                             jobs=jobs)
+                             jobs=jobs, progress=progress)
     for path, (x, seen, error) in zip(files, prepared, strict=True):
         results.append(Prediction(str(path), error=error))
         if x is not None:
