@@ -71,3 +71,20 @@ def test_a_folder_gives_its_images_of_every_kind_people_send(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in expand_inputs([tmp_path])] == \
         ["a.heif", "b.HEIC", "c.avif", "d.jpeg", "e.png"]
+
+
+def test_a_worker_process_that_dies_is_a_one_line_error(tmp_path, monkeypatch):
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mlplab.errors import MlplabError
+    from mlplab.prediction import PARALLEL_FROM, prepare_files
+
+    class Killed(concurrent.futures.ProcessPoolExecutor):
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Killed)
+    files = [tmp_path / f"{i}.png" for i in range(PARALLEL_FROM)]
+    with pytest.raises(MlplabError, match=r"stopped \(out of memory.*--jobs 1"):
+        prepare_files(files, jobs=2)

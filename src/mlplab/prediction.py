@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplab.errors import ImageError, RunError
+from mlplab.errors import ImageError, MlplabError, RunError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif",
                   ".heic", ".heif"}  # (HEIC: with mlplab[heic]; without, one error each)
@@ -110,9 +110,15 @@ def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bo
     # fork starts in milliseconds, but not once JAX's threads run (a library caller who
     # has trained in this process): then fresh interpreters.
     method = "fork" if sys.platform == "linux" and "jax" not in sys.modules else "spawn"
-    with ProcessPoolExecutor(min(jobs, len(files)),
-                             mp_context=multiprocessing.get_context(method)) as pool:
-        return told(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(min(jobs, len(files)),
+                                 mp_context=multiprocessing.get_context(method)) as pool:
+            return told(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
+    except BrokenProcessPool:
+        raise MlplabError(f"a process preprocessing the images stopped (out of memory with "
+                          f"{jobs} at once?); try fewer: --jobs 1") from None
 
 
 def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None = None,
