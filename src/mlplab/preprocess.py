@@ -1100,9 +1100,7 @@ def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = No
         if min(box[0].stop - box[0].start, box[1].stop - box[1].start) < 12:
             continue
         original = labels[box] == i
-        ph0, pw0 = original.shape
-        if np.count_nonzero(original) > 0.4 * (ph0 + 2 * np.ceil(0.07 * pw0)) * pw0:
-            continue  # dense however level_shift shears it (the test below, made early)
+        ph0 = original.shape[0]
         # Looked at with its rows levelled (a form photographed a little turned): its
         # walls are then as tall as the sheared piece (they fell short of the tilted one).
         shift = level_shift(original)
