@@ -106,12 +106,11 @@ def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bo
     import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork starts in milliseconds, but not once JAX's threads run (a library caller who
     # has trained in this process): then fresh interpreters.
     method = "fork" if sys.platform == "linux" and "jax" not in sys.modules else "spawn"
-    from concurrent.futures.process import BrokenProcessPool
-
     try:
         with ProcessPoolExecutor(min(jobs, len(files)),
                                  mp_context=multiprocessing.get_context(method)) as pool:
