@@ -95,9 +95,10 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
                 image.draft("L", (WORK_SIDE, WORK_SIDE))
                 if image.size != (width, height):
                     image.info["mlplab_jpeg"] = data  # for a sharper look (sharp_crop)
+                    image.info["mlplab_jpeg_side"] = max(width, height)  # (jpeg_gain)
                 image.decodermaxblock = len(data)  # one read: no 64 KB pieces to rejoin
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # (not a copy of every image)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -286,13 +287,8 @@ def sharp_crop(image: Image.Image, box: tuple[int, int, int, int], digit: float
 
 def jpeg_gain(image: Image.Image) -> float:
     """How much smaller decode_image read a JPEG than it is (1 when it read it whole)."""
-    data = image.info.get("mlplab_jpeg")
-    if data is None:
-        return 1.0
-    try:
-        return max(Image.open(io.BytesIO(data)).size) / max(image.size)
-    except Exception:
-        return 1.0
+    side = image.info.get("mlplab_jpeg_side")
+    return 1.0 if side is None else side / max(image.size)
 
 
 def redecode(image: Image.Image, reduction: float) -> Image.Image | None:
@@ -308,10 +304,11 @@ def redecode(image: Image.Image, reduction: float) -> Image.Image | None:
             full = Image.open(io.BytesIO(data))
             full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
             full.load()
-            full = ImageOps.exif_transpose(full)
+            ImageOps.exif_transpose(full, in_place=True)
     except Exception:
         return None
     full.info["mlplab_jpeg"] = data
+    full.info["mlplab_jpeg_side"] = image.info["mlplab_jpeg_side"]
     return full
 
 
@@ -909,15 +906,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     for m in (faint, faint.T):
         h, w = m.shape
         ys, xs = np.nonzero(m)
-        best = None
-        for slope in np.tan(np.radians(np.arange(-8.0, 8.5, 1.0))):
-            rows = np.round(ys - xs * slope).astype(np.intp)
-            lo = int(rows.min())
-            # (At least two rows: a lone row of pixels is one pair with an empty row.)
-            profile = pair_coverage(rows - lo, xs, max(int(rows.max()) - lo + 1, 2), w)
-            if best is None or profile.max() > best[2].max():
-                best = (slope, lo, profile)
-        slope, lo, profile = best
+        slope, lo, profile = steepest_line(ys, xs, w)
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
         # a line stay, a faint line can go: a dark-ruled notebook 0.948 -> 0.993.)
@@ -1037,13 +1026,29 @@ def spreads(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
     return float(minor), float(major)
 
 
-def pair_coverage(rows: np.ndarray, cols: np.ndarray, n: int, w: int) -> np.ndarray:
-    """For pixels at (rows, cols) in an n×w frame: how many columns each pair of rows
-    (i, i + 1) covers. A line between two of long_lines' 1° steps (or two pixels wide)
-    runs along two rows, half of it in each."""
-    covered = np.zeros((n, w), bool)
-    covered[rows, cols] = True
-    return np.count_nonzero(covered[:-1] | covered[1:], axis=1)
+LINE_SLOPES = np.tan(np.radians(np.arange(-8.0, 8.5, 1.0)))  # long_lines' angles, 1° apart
+
+
+def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int) -> tuple[float, int, np.ndarray]:
+    """Of LINE_SLOPES, the one along which the pixels at (ys, xs) (some, in a frame ``w``
+    wide) make the longest line: the slope, the lowest row at it (pixel (y, x) lies on row
+    round(y - x·slope)), and how many columns each pair of rows (i, i + 1) from there
+    covers (a line between two of the 1° steps, or two pixels wide, runs along two rows,
+    half of it in each). The first such slope when several tie. All slopes at once: one
+    array op each instead of 17."""
+    rows = np.round(ys[None, :] - xs[None, :] * LINE_SLOPES[:, None]).astype(np.intp)
+    lows = rows.min(axis=1)
+    rows -= lows[:, None]
+    highs = rows.max(axis=1)
+    # (At least two rows: a lone row of pixels is one pair with an empty row.)
+    covered = np.zeros((len(LINE_SLOPES), max(int(highs.max()) + 1, 2), w), bool)
+    covered[np.arange(len(LINE_SLOPES))[:, None], rows, xs[None, :]] = True
+    # (A slope's rows past its highest are empty: pairs there cover no more than the
+    # pair before them, and are cut off below.)
+    pairs = np.count_nonzero(covered[:, :-1] | covered[:, 1:], axis=2)
+    best = int(np.argmax(pairs.max(axis=1)))
+    return (float(LINE_SLOPES[best]), int(lows[best]),
+            pairs[best, :max(int(highs[best]) + 1, 2) - 1])
 
 
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
