@@ -548,6 +548,18 @@ def test_opening_is_scipys_grey_opening(h, w, size, seed):
                           ndimage.minimum_filter(a, size=size))
 
 
+@given(st.integers(1, 40), st.integers(1, 40), st.floats(0, 1), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_fill_holes_is_scipys_binary_fill_holes(h, w, density, seed):
+    """A sheet's outline with the digit's holes filled: the same pixels as SciPy's."""
+    from scipy import ndimage
+
+    from mlplab.preprocess import fill_holes
+
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
 @pytest.mark.parametrize("size", [12, 13, 14, 20, 21])
 def test_a_shadows_edge_leaves_the_same_faint_line_for_any_window(size):
     """Lit paper beside a shadow's soft edge (white-on-black, as the pipeline sees it): the

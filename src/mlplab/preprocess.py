@@ -547,7 +547,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     labels, n = ndimage.label(bright, structure=SQUARE)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sheet = labels == 1 + int(np.argmax(sizes))
-    filled = ndimage.binary_fill_holes(sheet)
+    filled = fill_holes(sheet)
     # Round a sheet lies the desk, mostly darker: a strip of a notebook page between two
     # dark ruled lines is surrounded by more of the page.
     outside = ~filled
@@ -920,7 +920,10 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
             found.append(None)  # printed lines run into the frame; a box drawn round the
             continue  # digit, or its own bars, need not
         # A line's width: the rows beside its core that still hold a good part of it.
-        on = core | (ndimage.binary_dilation(core) & (profile >= 0.4 * w))
+        grown = core.copy()  # (core's dilation by a pixel each way)
+        grown[1:] |= core[:-1]
+        grown[:-1] |= core[1:]
+        on = core | (grown & (profile >= 0.4 * w))
         on = np.r_[on, False] | np.r_[False, on]  # (pair i is rows i and i + 1)
         at = np.round(np.arange(h)[:, None] - np.arange(w)[None, :] * slope).astype(np.intp) - lo
         band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0) & (at < len(on))
@@ -1583,6 +1586,16 @@ def pieces_at_frame(labels: np.ndarray, n: int) -> np.ndarray:
         at_frame[border] = True
     at_frame[0] = False
     return at_frame
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes(mask)`` (the same pixels): the mask and the pieces of
+    its background (4-connected, as SciPy's) that do not reach the frame. One labelling,
+    instead of SciPy's dilation repeated until it stops changing (several times slower)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(~mask, structure=CROSS)
+    return ~pieces_at_frame(labels, n)[labels]
 
 
 def erode3(mask: np.ndarray) -> np.ndarray:
