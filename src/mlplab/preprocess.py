@@ -1506,7 +1506,8 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     top = top_value(flat)
     if top <= 0:
         return flat
-    strong = flat > max(otsu(flat / top), 0.25) * top
+    cut = max(otsu(flat / top), 0.25) * top
+    strong = flat > cut
     # An even background (a canvas, evenly lit paper, a plain gradient) is followed
     # exactly by the wide window: the second pass is for shadows and vignettes, and for
     # a shadow's band narrower than the window (it was taken for ink, so the background
@@ -1538,7 +1539,7 @@ def flatten(grey: np.ndarray) -> np.ndarray:
         return narrow
     # Only what the narrow window removes at the frame is a shadow's band; what it removes
     # inside (the middle of a blobby stroke wider than the pen's usual width) stays ink.
-    removed = strong & (narrow <= max(otsu(flat / top), 0.25) * top)
+    removed = strong & (narrow <= cut)
     labels, n = ndimage.label(removed, structure=SQUARE)
     at_frame = pieces_at_frame(labels, n)
     if not at_frame.any():
