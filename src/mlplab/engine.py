@@ -11,7 +11,6 @@ model's own seed generators), training-mode metrics and the last partial batch.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ import numpy as np
 from mlplab.config import TrainConfig
 
 if TYPE_CHECKING:
+    from mlplab.inference import Forward
     from mlplab.training import Split
 
 
@@ -280,59 +280,29 @@ def predict_fn(model: keras.Model):
     return numpy_forward
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
-
-    return (0.5 * x * (1.0 + erf(x / np.float32(math.sqrt(2.0))))).astype(np.float32)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-_NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda x: x,
-    "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0),
-    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "gelu": _gelu,
-    "softmax": _softmax,
-}
-
-
-def numpy_layers(model: keras.Model) -> Callable[[np.ndarray], np.ndarray] | None:
+def numpy_layers(model: keras.Model) -> Forward | None:
     """The model's inference pass in NumPy, or None if it has a layer we do not mirror."""
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    from mlplab.inference import Forward, activation_step, batch_norm_step, dense_step
+
+    steps = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dropout):
             continue
-        if isinstance(layer, keras.layers.Dense | keras.layers.Activation):
-            act = _NUMPY_ACTIVATIONS.get(getattr(layer.activation, "__name__", None))
-            if act is None:
-                return None
-            if isinstance(layer, keras.layers.Activation):
-                steps.append(act)
-                continue
-            kernel = np.array(layer.kernel.value, dtype=np.float32)
-            bias = np.array(layer.bias.value, dtype=np.float32) if layer.use_bias else 0
-            steps.append(lambda x, k=kernel, b=bias, a=act: a(x @ k + b))
+        name = getattr(getattr(layer, "activation", None), "__name__", None)
+        if isinstance(layer, keras.layers.Activation):
+            step = activation_step(name)
+        elif isinstance(layer, keras.layers.Dense):
+            step = dense_step(np.array(layer.kernel.value), np.array(layer.bias.value)
+                              if layer.use_bias else None, name)
         elif isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, [-1]):
-            scale = 1 / np.sqrt(np.array(layer.moving_variance.value) + layer.epsilon)
-            if layer.scale:
-                scale = scale * np.array(layer.gamma.value)
-            shift = -np.array(layer.moving_mean.value) * scale
-            if layer.center:
-                shift = shift + np.array(layer.beta.value)
-            steps.append(lambda x, s=scale.astype(np.float32), t=shift.astype(np.float32):
-                         x * s + t)
+            step = batch_norm_step(
+                np.array(layer.moving_mean.value), np.array(layer.moving_variance.value),
+                layer.epsilon, np.array(layer.gamma.value) if layer.scale else None,
+                np.array(layer.beta.value) if layer.center else None)
         else:
             return None
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        for step in steps:
-            x = step(x)
-        return x
-
-    return forward
+        if step is None:
+            return None
+        steps.append(step)
+    return Forward(tuple(steps), int(model.input_shape[-1]), int(model.output_shape[-1]),
+                   int(model.count_params()))

@@ -126,8 +126,9 @@ def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None 
     """Preprocess every file (one error per bad file; on ``jobs`` processes, default every
     core) and predict the good ones in a batch.
 
-    The model (and Keras with it) is loaded only once some image has passed: a refused
-    decompression bomb or a wrong file costs milliseconds and a few MB, not a Keras start.
+    The model is loaded only once some image has passed (and Keras only for a model
+    :func:`mlplab.inference.read_forward` cannot read): a refused decompression bomb or a wrong file
+    costs milliseconds and a few MB.
     """
     from mlplab.runs import open_run, write_bytes
 
@@ -143,14 +144,13 @@ def predict_files(run_path: str | Path, paths: list[Path], *, show: Path | None 
         if seen is not None:
             write_bytes(show / f"{path.stem}.seen.png", seen)
     if inputs:
-        from mlplab.engine import predict_fn
-        from mlplab.models import load_model
+        from mlplab.inference import load_forward
 
-        model = load_model(run.model_path)
-        if model.input_shape[-1] != 784:
-            raise RunError(f"{run_path}: its model takes {model.input_shape[-1]} inputs, not "
+        forward = load_forward(run.model_path)
+        if forward.inputs != 784:
+            raise RunError(f"{run_path}: its model takes {forward.inputs} inputs, not "
                            "28×28 images")
-        probs = predict_fn(model)(np.stack(inputs).reshape(len(inputs), -1))
+        probs = forward(np.stack(inputs).reshape(len(inputs), -1))
         good = [r for r in results if not r.error]
         for r, p in zip(good, probs, strict=True):
             r.probabilities = [round(float(v), 6) for v in p]

@@ -1,8 +1,9 @@
 """``mlplab serve``: a trained run behind an HTTP API and a draw-a-digit web page.
 
-The model is loaded once, when the app is created, and called through the jitted
-function of :func:`mlplab.engine.predict_fn` (never ``model.predict``) on a few fixed
-batch sizes that are compiled at start-up. The web layer only parses input: every image
+The model is loaded once, when the app is created, by :func:`mlplab.inference.
+load_forward` (mlplab's MLPs in NumPy without starting Keras; others through
+:func:`mlplab.engine.predict_fn`, never ``model.predict``), and called on a few fixed
+batch sizes that are compiled (for JAX) at start-up. The web layer only parses input: every image
 goes through :mod:`mlplab.preprocess`, every user error is an :class:`MlplabError`
 turned into a 4xx answer with a one-line message.
 
@@ -66,17 +67,15 @@ class Predictor:
     """A loaded run: ``(n, 784)`` float32 in [0, 1] → ``(n, 10)`` probabilities."""
 
     def __init__(self, run_path: str | Path, *, batch: bool = False):
-        from mlplab.engine import predict_fn
-        from mlplab.models import load_model
+        from mlplab.inference import load_forward
         from mlplab.runs import open_run
 
         self.run = open_run(run_path)
-        self.model = load_model(self.run.model_path)
-        if self.model.input_shape[-1] != 784 or self.model.output_shape[-1] != 10:
-            raise RunError(f"{self.run.path}: its model maps {self.model.input_shape[-1]} "
-                           f"inputs to {self.model.output_shape[-1]} classes, not 28×28 "
+        self.fn = load_forward(self.run.model_path)
+        if self.fn.inputs != 784 or self.fn.outputs != 10:
+            raise RunError(f"{self.run.path}: its model maps {self.fn.inputs} "
+                           f"inputs to {self.fn.outputs} classes, not 28×28 "
                            "digits to 10")
-        self.fn = predict_fn(self.model)
         self.batch = batch
         self.calls = 0
         self.pending: list[tuple[np.ndarray, asyncio.Future]] = []
@@ -141,7 +140,7 @@ class Predictor:
             accuracy = (metrics.get("final") or {}).get("val_accuracy")
         data = env.get("data") or {"name": config.get("data")}
         return {"run": run.name, "config": config,
-                "parameters": int(self.model.count_params()),
+                "parameters": self.fn.parameters,
                 "test_accuracy": accuracy, "data": data,
                 "epochs_done": metrics.get("epochs_done"), "mlplab": __version__}
 
