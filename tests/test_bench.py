@@ -46,11 +46,19 @@ def test_bench_rejects_unknown_contender(capsys):
     assert e.value.code == 2 and "unknown contender 'pytorch'" in capsys.readouterr().err
 
 
-def test_bench_preprocess_times_each_kind_and_its_decoding_on_the_same_files():
+def test_bench_preprocess_times_each_kind_and_its_decoding_on_the_same_files(monkeypatch):
+    from mlplab import preprocess
     from mlplab.benchmarks import bench_preprocess
     from mlplab.data import load_dataset
 
-    total, decoding = bench_preprocess(load_dataset("mnist-sample"), n=4)
+    calls = []
+    original = preprocess.preprocess_bytes
+    monkeypatch.setattr(preprocess, "preprocess_bytes",
+                        lambda data: calls.append(len(data)) or original(data))
+    total, decoding = bench_preprocess(load_dataset("mnist-sample"), n=4, repeats=2)
+    # Each kind: one warm-up call, then the best of two passes over its files (4 each, and
+    # at least 10 and 5 of the two large photos).
+    assert len(calls) == 5 + 2 * (3 * 4 + 10 + 5)
     assert list(total) == list(decoding)
     kinds = [k for k in total if not k.startswith("average")]
     assert len(kinds) == 5 and any("12 MP" in k for k in kinds)
