@@ -50,19 +50,23 @@ def test_bench_preprocess_times_each_kind_and_its_decoding_on_the_same_files(mon
     from mlplab import preprocess
     from mlplab.benchmarks import bench_preprocess
     from mlplab.data import load_dataset
+    from mlplab.userstyle import STYLES
 
     calls = []
     original = preprocess.preprocess_bytes
     monkeypatch.setattr(preprocess, "preprocess_bytes",
                         lambda data: calls.append(len(data)) or original(data))
-    total, decoding = bench_preprocess(load_dataset("mnist-sample"), n=4, repeats=2)
+    styles = {k: STYLES[k] for k in ("web_canvas", "lined_paper", "tiny_crop")}
+    total, decoding = bench_preprocess(load_dataset("mnist-sample"), n=4, repeats=2,
+                                       per_style=2, styles=styles)
     # Each kind: one warm-up call, then the best of two passes over its files (4 each, and
-    # at least 10 and 5 of the two large photos).
-    assert len(calls) == 5 + 2 * (3 * 4 + 10 + 5)
+    # at least 10 and 5 of the two large photos; 2 in each of the 3 user styles).
+    assert len(calls) == 6 + 2 * (3 * 4 + 10 + 5 + 3 * 2)
     assert list(total) == list(decoding)
-    kinds = [k for k in total if not k.startswith("average")]
+    *kinds, average, user = list(total)
     assert len(kinds) == 5 and any("12 MP" in k for k in kinds)
+    assert average == "average over these kinds of image"
+    assert user == "user-style images (3 styles × 2 t10k digits, as in the accuracy test)"
     for out in (total, decoding):
         assert all(np.isfinite(v) and v > 0 for v in out.values())
-        assert out["average over these kinds of image"] == pytest.approx(
-            sum(out[k] for k in kinds) / len(kinds))
+        assert out[average] == pytest.approx(sum(out[k] for k in kinds) / len(kinds))

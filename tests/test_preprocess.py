@@ -15,7 +15,7 @@ from PIL import Image
 from mlplab.cli import main
 from mlplab.errors import ImageError
 from mlplab.preprocess import decode_image, preprocess_bytes, preprocess_file, to_mnist
-from userstyle import STYLES
+from mlplab.userstyle import STYLES
 
 N = 300  # t10k digits per style
 
@@ -324,7 +324,7 @@ def test_corrupted_files_are_errors_not_tracebacks(fmt, cut, flips):
 def test_hard_shadow_across_a_photo_is_not_ink(sample):
     """A ruler's or hand's hard shadow crossing the page (and the digit): the digit comes
     out as it does on evenly lit paper, not as the shadow's wedge."""
-    from userstyle import compose, coverage, encode
+    from mlplab.userstyle import compose, coverage, encode
 
     def photo(digit: np.ndarray, angle: float | None) -> bytes:
         h, w, top, left = 600, 800, 150, 250
@@ -366,7 +366,7 @@ def test_tiny_thin_digit_on_a_big_photo_keeps_its_polarity(sample):
     patch (a second sheet, a window's light): a handful of pixels at the working size. It
     is dark ink on light paper, not light ink (the bright patch) on dark paper."""
     from mlplab.preprocess import decode_image, is_inverted, mask_desk, reduce_for_work, to_grey
-    from userstyle import compose, encode, pen_coverage
+    from mlplab.userstyle import compose, encode, pen_coverage
 
     rng = np.random.default_rng(5)
     ones = sample.x_test[sample.y_test == 1][:20]
@@ -390,7 +390,7 @@ def test_a_digit_under_one_percent_of_a_12_mp_photo_is_found(sample):
     at the 1/8 scale decode_image reads such a JPEG at, it is 3-4 px, and at three times
     the working size still too faint to stand out. The JPEG is decoded again at 1/4 to
     look for it (before, 5 of these 6 were "no digit found")."""
-    from userstyle import coverage, encode
+    from mlplab.userstyle import coverage, encode
 
     rng = np.random.default_rng(5)
     for digit in sample.x_test[:6]:
@@ -415,7 +415,7 @@ def test_ruled_lines_with_only_specks_beside_them_are_no_crash():
     page = np.full((600, 840), 0.95, np.float32)
     page[180:190] = page[420:430] = 0.3
     page[300:303, 360:363] = 0.2
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     try:
         preprocess_bytes(encode(page))
@@ -441,7 +441,7 @@ def test_small_digit_on_a_sheet_seen_at_an_angle_on_a_desk(sample):
     0.1-0.4)."""
     from PIL import ImageDraw
 
-    from userstyle import encode, pen_coverage
+    from mlplab.userstyle import encode, pen_coverage
 
     for digit in sample.x_test[:5]:
         img = Image.new("L", (1200, 900), 60)
@@ -464,7 +464,7 @@ def test_a_screenshots_home_indicator_is_not_part_of_the_digit(sample):
     of the digit's ink at the working size) and status icons are far from the digit and
     dropped (before, the bar was kept and the digit came out a few pixels: overlap
     0.04-0.18)."""
-    from userstyle import encode, pen_coverage
+    from mlplab.userstyle import encode, pen_coverage
 
     for digit in sample.x_test[:4]:
         page = np.full((2532, 1170), 0.98, np.float32)
@@ -481,7 +481,7 @@ def test_a_notes_apps_title_above_a_thin_one_is_not_part_of_the_digit(sample):
     """A phone notes app's screenshot of a thin 1 under the note's bold title: the title's
     letters are far from the digit and far lower than it, and dropped whatever their ink
     (before, the title was kept above the 1 and the pair read as something else)."""
-    from userstyle import encode, pen_coverage
+    from mlplab.userstyle import encode, pen_coverage
 
     ones = np.flatnonzero(sample.y_test == 1)[:3]
     for digit in sample.x_test[ones]:
@@ -501,7 +501,7 @@ def test_fingers_shadows_beside_the_digit_are_not_ink(sample):
     """A hand's shadow reaching the digit: its fingers, as wide as strokes and as dark as a
     shadow (far paler than the ink), are not part of the digit (before, they were:
     overlap 0.09-0.28)."""
-    from userstyle import encode, pen_coverage
+    from mlplab.userstyle import encode, pen_coverage
 
     for digit in sample.x_test[:4]:
         page = np.full((600, 800), 0.95, np.float32)
@@ -517,7 +517,7 @@ def test_dark_ruled_lines_are_removed_and_the_digit_kept(sample):
     """A digit between two ruled lines as dark as its strokes, beside a margin: the lines
     go, the digit stays (before, the lines were the "digit")."""
     from mlplab.preprocess import to_mnist
-    from userstyle import pen_coverage
+    from mlplab.userstyle import pen_coverage
 
     digit = sample.x_test[0]
     page = np.full((600, 800), 0.95, np.float32)
@@ -584,7 +584,7 @@ def form_row(digit: np.ndarray, box: int, *, touching: bool, line: int = 2,
     """A form's row of six printed boxes (``line``-px lines, ``grey``, ``box`` px apart) on
     a page, the digit written in the fifth: right against the box's lines (``touching``),
     or with a few pixels of paper between. Returns the page and the digit's coverage."""
-    from userstyle import pen_coverage
+    from mlplab.userstyle import pen_coverage
 
     page = np.full(page_hw, 0.95, np.float32)
     top, left = page_hw[0] // 2 - box // 2, 60
@@ -603,7 +603,7 @@ def test_a_digit_in_a_forms_row_of_printed_boxes_comes_out_without_them(sample):
     """A digit written in one of a form's row of printed boxes, clear of their lines: the
     boxes are one piece of straight thin lines with the digit inside one of them, and go
     (before, the row of boxes was the "digit": overlap 0.06-0.25)."""
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     for digit in sample.x_test[:6]:
         page, cov = form_row(digit, 60, touching=False, line=3, grey=0.3, page_hw=(300, 600))
@@ -639,7 +639,7 @@ def test_a_forms_row_photographed_a_little_turned_comes_out_without_its_boxes(sa
     break into pieces a pixel or two apart, and its walls fall short of the tilted piece's
     height. The pieces are taken as one, looked at with their rows levelled (mean overlap
     0.09-0.47 before, 0.79-0.88 after, over 8 digits)."""
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     overlaps = []
     for digit in sample.x_test[:6]:
@@ -658,7 +658,7 @@ def test_the_walls_of_a_forms_row_running_out_of_the_photo_are_not_the_digit(sam
     left standing between them beside the digit go too (overlap 0.16-0.29 for most digits
     with them, 0.9-1.0 without)."""
     import mlplab.preprocess as pre
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     def overlaps() -> list[float]:
         out = []
@@ -679,7 +679,7 @@ def test_a_digit_touching_its_printed_box_mostly_comes_out_without_it(sample):
     lines (rows and columns of it nearly full, a few pixels wide) are taken out of it.
     Where a stroke meets a wall a stub of the wall may stay; on average the digit comes
     out (mean overlap 0.30 before, 0.71 now, over 12 digits)."""
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     overlaps = []
     for digit in sample.x_test[:12]:
@@ -694,7 +694,7 @@ def test_a_square_zero_is_not_taken_for_a_printed_box(monkeypatch):
     the piece's outermost rows and columns) keeps its sides: unlike a box with a digit in
     it, it has no ink in its middle. The output is the same as with no box removal."""
     import mlplab.preprocess as pre
-    from userstyle import encode
+    from mlplab.userstyle import encode
 
     page = np.ones((300, 300), np.float32)
     page[60:240, 80:220] = 0.05
@@ -710,7 +710,7 @@ def test_dark_thick_digit_in_a_strong_vignette_is_dark_ink(sample):
     """The lit middle of a vignetted photo is as far above the border's grey as the ink is
     below it; the ink's sharp outline, round which the ink is the lesser part, decides."""
     from mlplab.preprocess import is_inverted
-    from userstyle import coverage
+    from mlplab.userstyle import coverage
 
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[:120, :160]
@@ -731,7 +731,7 @@ def test_a_ring_binders_holes_on_a_scanned_page_are_not_the_digit(sample):
     """Two solid dots one above the other by the page's edge are as large as a small digit
     at the working size: the digit comes out as it would from the page without them."""
     from mlplab.preprocess import preprocess_bytes
-    from userstyle import coverage, encode
+    from mlplab.userstyle import coverage, encode
 
     rng = np.random.default_rng(5)
     yy, xx = np.mgrid[:1169, :827]

@@ -428,22 +428,27 @@ def bench_predict(*, run: str | None = None, repeats: int = 200) -> dict:
     return result
 
 
-def bench_preprocess(dataset, n: int = 200, repeats: int = 3) -> tuple[dict, dict] | None:
+def bench_preprocess(dataset, n: int = 200, repeats: int = 3, per_style: int | None = None,
+                     styles: dict | None = None) -> tuple[dict, dict] | None:
     """Mean milliseconds to turn one user-style image into the model's input, per kind of
     image people send (canvas exports, scans, photos of paper up to 12 megapixels) and
-    on average over that mix; and, timed on the same files in the same run, how much of
-    that is Pillow's decoding alone (decode_image: a JPEG's entropy decoding cannot be
-    skipped, even when it is read at 1/8 scale). Each is the best of ``repeats`` passes
-    over the kind's files, as ``timeit`` takes: on a shared host, other work only ever
-    adds time (one pass here varied by 2× over a day)."""
+    on average over that mix; then over the user-style images of the accuracy test
+    (:mod:`mlplab.userstyle`: ``per_style`` t10k digits in each style, default n/20); and,
+    timed on the same files in the same run, how much of each is Pillow's decoding alone
+    (decode_image: a JPEG's entropy decoding cannot be skipped, even when it is read at 1/8
+    scale). Each is the best of ``repeats`` passes over its files, as ``timeit`` takes: on
+    a shared host, other work only ever adds time (one pass here varied by 2× over a day).
+    """
     try:
-        from mlplab import preprocess
+        from mlplab import preprocess, userstyle
     except ImportError:
         return None
     import io
 
     import numpy as np
     from PIL import Image
+
+    from mlplab.errors import ImageError
 
     rng = np.random.default_rng(0)
 
@@ -476,21 +481,37 @@ def bench_preprocess(dataset, n: int = 200, repeats: int = 3) -> tuple[dict, dic
     }
     counts = {"4000x3000 JPEG photo (12 MP)": max(5, n // 20),
               "1600x1200 JPEG photo": max(10, n // 5)}
+    def preprocessed(data: bytes) -> None:
+        try:
+            preprocess.preprocess_bytes(data)
+        except ImageError:  # (a user-style image the pipeline gives up on: timed as such)
+            pass
+
     samples, decoding = {}, {}
-    for kind, make in kinds.items():
-        files = [make(d) for d in dataset.x_test[:counts.get(kind, n)]]
-        preprocess.preprocess_bytes(files[0])  # imports and first-call set-up
+
+    def timed(kind: str, files: list[bytes]) -> None:
+        preprocessed(files[0])  # imports and first-call set-up
         for _ in range(repeats):
-            for step, out in ((preprocess.preprocess_bytes, samples),
-                              (preprocess.decode_image, decoding)):
+            for step, out in ((preprocessed, samples), (preprocess.decode_image, decoding)):
                 start = time.perf_counter()
                 for data in files:
                     step(data)
                 ms = (time.perf_counter() - start) / len(files) * 1e3
                 out[kind] = min(out.get(kind, ms), ms)
+
+    for kind, make in kinds.items():
+        timed(kind, [make(d) for d in dataset.x_test[:counts.get(kind, n)]])
     average = "average over these kinds of image"
     for out in (samples, decoding):
         out[average] = sum(out.values()) / len(out)
+    styles = userstyle.STYLES if styles is None else styles
+    per_style = max(2, n // 20) if per_style is None else per_style
+    files = []
+    for i, make in enumerate(styles.values()):
+        style_rng = np.random.default_rng(i)
+        files += [make(d, style_rng) for d in dataset.x_test[:per_style]]
+    timed(f"user-style images ({len(styles)} styles × {per_style} t10k digits, as in the "
+          "accuracy test)", files)
     return samples, decoding
 
 

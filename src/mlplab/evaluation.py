@@ -92,26 +92,28 @@ def evaluate_probs(probs: np.ndarray, y_true: np.ndarray, *, data: dict | None =
 
 
 def check_model_fits(model, dataset, *, where: str) -> None:
-    """A one-line DataError unless ``model`` takes ``dataset``'s images and gives 10 classes."""
-    inputs = int(np.prod(model.input_shape[1:]))
+    """A one-line DataError unless ``model`` (a :class:`mlplab.inference.Forward`) takes
+    ``dataset``'s images and gives 10 classes."""
+    inputs = model.inputs
     pixels = int(np.prod(dataset.x_test.shape[1:]))
     if inputs != pixels:
         raise DataError(f"the model in {where} takes {inputs} inputs but {dataset.name} has "
                         f"{pixels}-pixel images; evaluate it on data of its own image size")
-    outputs = int(np.prod(model.output_shape[1:]))
+    outputs = model.outputs
     if outputs != NUM_CLASSES:
         raise DataError(f"the model in {where} predicts {outputs} classes, not the "
                         f"{NUM_CLASSES} digits of {dataset.name}")
 
 
 def evaluate_model(model, dataset, *, where: str = "the run") -> Evaluation:
-    """All figures of ``model`` (a Keras model) on ``dataset``'s test split."""
+    """All figures of ``model`` (a Keras model, or a :class:`mlplab.inference.Forward`) on
+    ``dataset``'s test split."""
     from mlplab.data import prepare
-    from mlplab.engine import predict_fn
+    from mlplab.inference import Forward, keras_forward
 
-    check_model_fits(model, dataset, where=where)
-    x = prepare(dataset.x_test).reshape(-1, *model.input_shape[1:])
-    probs = predict_fn(model)(x)
+    forward = model if isinstance(model, Forward) else keras_forward(model)
+    check_model_fits(forward, dataset, where=where)
+    probs = forward(prepare(dataset.x_test).reshape(len(dataset.x_test), -1))
     info = {"name": dataset.name, "sha256": dataset.sha256, "test_size": len(dataset.x_test)}
     return evaluate_probs(probs, dataset.y_test.astype(int), data=info)
 
@@ -123,11 +125,11 @@ def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Eval
     evaluated on the other, unseen half of its own data by default.
     """
     from mlplab.data import load_dataset
-    from mlplab.models import load_model
+    from mlplab.inference import load_forward
     from mlplab.runs import open_run
 
     run = open_run(run_path)
-    model = load_model(run.model_path)
+    model = load_forward(run.model_path)  # (mlplab's own models without starting Keras)
     dataset = load_dataset(data or run.config.data)
     if data is None and run.config.validation == "test-half":
         dataset = dataset.unseen_test_half()

@@ -98,12 +98,19 @@ def load_forward(path: str | Path) -> Forward:
     forward = read_forward(path) if Path(path).is_file() else None
     if forward is not None:
         return forward
-    from mlplab.engine import predict_fn
     from mlplab.models import load_model
 
-    model = load_model(path)
-    return Forward((predict_fn(model),), int(model.input_shape[-1]),
-                   int(model.output_shape[-1]), int(model.count_params()))
+    return keras_forward(load_model(path))
+
+
+def keras_forward(model) -> Forward:
+    """A live Keras model as a :class:`Forward` of flat inputs (``(n, pixels)``, reshaped to
+    the model's own input shape), through :func:`mlplab.engine.predict_fn`."""
+    from mlplab.engine import predict_fn
+
+    fn, shape = predict_fn(model), tuple(model.input_shape[1:])
+    return Forward((lambda x: fn(x.reshape(-1, *shape)),), math.prod(shape),
+                   math.prod(model.output_shape[1:]), int(model.count_params()))
 
 
 # ---------------------------------------------------------------- from a .keras file

@@ -4,6 +4,9 @@ Each style turns a 28×28 white-on-black t10k digit into the bytes of an image f
 person would produce it: a photo of paper, a canvas export, a scan… The strokes are
 upscaled smoothly (so they look drawn, not pixelated) and placed, sized, lit and
 compressed differently each time.
+
+The test suite measures :mod:`mlplab.preprocess`'s accuracy in every style with them, and
+``mlplab bench predict`` its time per image on the same kinds of image.
 """
 
 from __future__ import annotations
