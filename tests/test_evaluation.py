@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -257,3 +258,56 @@ def test_reliability_diagram_bars():
     blue = np.array([0x4A, 0x7B, 0xD0])
     assert (image[top + 5, left + int(0.97 * size)] == blue).all()  # the full bar
     assert not (image[top + size - 5, left + int(0.45 * size)] == blue).all()  # no bar
+
+
+def test_accuracy_in_peoples_styles(lab_run, sample):
+    """Each style's accuracy counts the images the preprocessing gives up on as wrong; an
+    MNIST-style PNG passes through unchanged, so it scores exactly the plain accuracy."""
+    from PIL import Image
+
+    from mlplab.evaluation import evaluate_styles
+    from mlplab.inference import load_forward
+    from mlplab.userstyle import STYLES, encode
+
+    def blank(d, rng):  # white paper, no digit: "no digit found" for every image
+        return encode(np.ones((60, 60), np.float32))
+
+    forward = load_forward(lab_run / "model.keras")
+    styles = {"mnist_png": STYLES["mnist_png"], "web_canvas": STYLES["web_canvas"],
+              "blank": blank}
+    calls = []
+    result = evaluate_styles(forward, sample, per_style=12, styles=styles,
+                             progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    idx = np.linspace(0, len(sample.x_test) - 1, 12).round().astype(int)
+    x = sample.x_test[idx].reshape(12, -1) / 255.0
+    plain = float((forward(x).argmax(1) == sample.y_test[idx]).mean())
+    assert result.digits == 12 and result.plain_accuracy == pytest.approx(plain)
+    by = {row["style"]: row for row in result.styles}
+    assert by["mnist_png"] == {"style": "mnist_png", "accuracy": pytest.approx(plain),
+                               "ratio": pytest.approx(1.0), "failed": 0}
+    assert by["web_canvas"]["failed"] == 0 and 0 <= by["web_canvas"]["accuracy"] <= 1
+    assert by["blank"]["failed"] == 12 and by["blank"]["accuracy"] == 0.0
+    doc = result.to_dict()
+    assert "blank" in doc["styles_below_target"] and "mnist_png" not in \
+        doc["styles_below_target"]
+    assert [e["style"] for e in result.examples] == list(styles)
+    assert result.examples[2]["seen"] is None and result.examples[2]["predicted"] is None
+    from mlplab.evaluation import styles_png
+
+    png = Image.open(io.BytesIO(styles_png(result)))
+    assert png.width > 300 and png.height > 100
+
+
+def test_evaluate_styles_from_the_cli(run_copy, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(run_copy), "--data", "mnist-sample", "--styles",
+              "--per-style", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert e.value.code == 0
+    from mlplab.userstyle import STYLES
+
+    assert [s["style"] for s in report["styles"]["styles"]] == list(STYLES)
+    assert report["styles"]["digits_per_style"] == 1
+    assert report["styles"] == json.loads((run_copy / "styles.json").read_text())
+    assert (run_copy / "styles.png").stat().st_size > 0

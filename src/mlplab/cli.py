@@ -311,8 +311,16 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="where to write evaluation.json/.html and PNGs  [default: the run directory]")
 @click.option("--json", "as_json", is_flag=True, help="print evaluation.json to stdout")
-def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool) -> None:
-    """Evaluate a run on the test set: per-class scores, confusion, mistakes, calibration."""
+@click.option("--styles", "with_styles", is_flag=True,
+              help="also measure accuracy on people's kinds of image: the test digits "
+                   "photographed, scanned, drawn in apps… (46 styles, through the same "
+                   "preprocessing as `mlplab predict`); writes styles.json and styles.png")
+@click.option("--per-style", default=20, show_default=True, type=click.IntRange(1, 10_000),
+              help="with --styles: test digits drawn in each style")
+def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
+             with_styles: bool, per_style: int) -> None:
+    """Evaluate a run on the test set: per-class scores, confusion, mistakes, calibration;
+    with --styles, also on people's own kinds of image, style by style."""
     from mlplab.evaluation import evaluate_run, write_evaluation
     from mlplab.runs import open_run
 
@@ -320,8 +328,30 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool) -
     result, dataset = evaluate_run(run.path, data=data)
     out = out or run.path
     write_evaluation(result, dataset.x_test, out, title=f"Evaluation of {run.path}")
+    styles = None
+    if with_styles:
+        from mlplab.evaluation import evaluate_styles, write_styles
+        from mlplab.inference import load_forward
+
+        bar = None
+
+        def progress(done: int, total: int) -> None:  # on a terminal: it takes a minute
+            nonlocal bar
+            if bar is None and sys.stderr.isatty():
+                bar = click.progressbar(length=total, label="styles", file=sys.stderr)
+            if bar is not None:
+                bar.update(1)
+                if done == total:
+                    bar.render_finish()
+
+        styles = evaluate_styles(load_forward(run.model_path), dataset, per_style=per_style,
+                                 progress=progress)
+        write_styles(styles, out)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        doc = result.to_dict()
+        if styles is not None:
+            doc = {**doc, "styles": styles.to_dict()}
+        click.echo(json.dumps(doc, indent=2))
         return
     click.echo(f"{run.path} on {dataset.name}: accuracy {result.accuracy:.4f}, loss "
                f"{result.loss:.4f}, ECE {result.ece:.4f}")
@@ -332,8 +362,19 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool) -
     click.echo("confusion (rows: true, columns: predicted)")
     for i, row in enumerate(result.confusion):
         click.echo(f"{i:>3} " + " ".join(f"{v:5d}" for v in row))
+    if styles is not None:
+        click.echo(f"people's kinds of image ({styles.digits} test digits in each style, "
+                   f"plain accuracy on them {styles.plain_accuracy:.4f}):")
+        click.echo(f"{'style':<34} accuracy  ratio  failed")
+        for row in styles.styles:
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+            click.echo(f"{row['style']:<34} {row['accuracy']:8.3f} {ratio:>6} {row['failed']:7d}")
+        weak = styles.to_dict()["styles_below_target"]
+        click.echo(f"{len(weak)} of {len(styles.styles)} styles below "
+                   f"{styles.to_dict()['ratio_target']}× the plain accuracy"
+                   + (f": {', '.join(weak)}" if weak else ""))
     click.echo(f"Wrote {out / 'evaluation.html'}, evaluation.json, confusion.png, "
-               "mistakes.png, reliability.png")
+               "mistakes.png, reliability.png" + (", styles.json, styles.png" if styles else ""))
 
 
 @cli.command()

@@ -136,6 +136,127 @@ def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Eval
     return evaluate_model(model, dataset, where=str(run.path)), dataset
 
 
+STYLE_RATIO = 0.97  # of the plain accuracy: below it a style of image is a weak spot
+
+
+@dataclass
+class StyleAccuracy:
+    """The model's accuracy on people's kinds of image (:mod:`mlplab.userstyle`): the same
+    test digits photographed, scanned, drawn in an app…, each through
+    :mod:`mlplab.preprocess`, against its accuracy on those digits as they are."""
+
+    digits: int  # test digits drawn in each style
+    plain_accuracy: float
+    styles: list[dict]  # {"style", "accuracy", "ratio", "failed"}, in mlplab.userstyle's order
+    examples: list[dict]  # an image of each style: {"style", "file", "seen", "predicted",
+    #                       "true"} (the file's bytes, the 28×28 input or None)
+
+    def to_dict(self) -> dict:
+        weak = [s["style"] for s in self.styles if s["ratio"] is not None and
+                s["ratio"] < STYLE_RATIO]
+        return {"digits_per_style": self.digits, "plain_accuracy": self.plain_accuracy,
+                "ratio_target": STYLE_RATIO, "styles_below_target": weak,
+                "styles": self.styles}
+
+
+def evaluate_styles(model, dataset, *, per_style: int = 20, styles: dict | None = None,
+                    progress=None) -> StyleAccuracy:
+    """``model`` (a :class:`mlplab.inference.Forward`) on ``per_style`` test digits, spread
+    over the test set, in every user style: the image file a person would send is made
+    from each digit, preprocessed as ``mlplab predict`` does (an image the preprocessing
+    gives up on counts as wrong) and predicted. ``progress(done, total)`` after each
+    style."""
+    from mlplab.data import prepare
+    from mlplab.errors import ImageError
+    from mlplab.preprocess import preprocess_bytes
+    from mlplab.userstyle import STYLES
+
+    styles = STYLES if styles is None else styles
+    n = len(dataset.x_test)
+    if per_style < 1:
+        raise DataError("--per-style must be at least 1")
+    idx = np.unique(np.linspace(0, n - 1, min(per_style, n)).round().astype(int))
+    digits, labels = dataset.x_test[idx], dataset.y_test[idx].astype(int)
+    check_model_fits(model, dataset, where="the run")
+    plain = float((model(prepare(digits).reshape(len(idx), -1)).argmax(1) == labels).mean())
+    rows, examples = [], []
+    for k, (name, make) in enumerate(styles.items()):
+        rng = np.random.default_rng(k)  # each style its own stream: the same images each time
+        files = [make(d, rng) for d in digits]
+        inputs, ok = [], []
+        for data in files:
+            try:
+                inputs.append(preprocess_bytes(data, name=name))
+                ok.append(True)
+            except ImageError:
+                inputs.append(np.zeros((28, 28), np.float32))
+                ok.append(False)
+        predicted = model(np.stack(inputs).reshape(len(idx), -1)).argmax(1)
+        right = (predicted == labels) & np.array(ok)
+        accuracy = float(right.mean())
+        rows.append({"style": name, "accuracy": accuracy,
+                     "ratio": accuracy / plain if plain > 0 else None,
+                     "failed": int(len(ok) - sum(ok))})
+        i = k % len(idx)  # (a different digit from style to style)
+        examples.append({"style": name, "file": files[i], "seen": inputs[i] if ok[i] else None,
+                         "predicted": int(predicted[i]) if ok[i] else None,
+                         "true": int(labels[i])})
+        if progress is not None:
+            progress(k + 1, len(styles))
+    return StyleAccuracy(len(idx), plain, rows, examples)
+
+
+def styles_png(result: StyleAccuracy) -> bytes:
+    """An image of each style as sent (small) beside what the model sees, with the style's
+    ratio: where people's images lose accuracy, and why, at a glance."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from mlplab.errors import ImageError
+    from mlplab.preprocess import decode_image, to_grey
+
+    cols, thumb, caption = 6, 72, 30
+    cell_w, cell_h = 2 * thumb + 12, thumb + caption + 8
+    rows = max(1, -(-len(result.examples) // cols))
+    canvas = Image.new("RGB", (cols * cell_w + 8, rows * cell_h + 30), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(11)
+    draw.text((8, 6), f"people's kinds of image: as sent | what the model sees "
+                      f"(accuracy / plain {result.plain_accuracy:.3f}; red under "
+                      f"{STYLE_RATIO})", fill="black", font=_font(13))
+    for k, (ex, row) in enumerate(zip(result.examples, result.styles, strict=True)):
+        x, y = 8 + (k % cols) * cell_w, 30 + (k // cols) * cell_h
+        try:  # (transparency shown on grey: white and black ink both stay visible)
+            sent = decode_image(ex["file"])
+            if sent.mode.startswith(("I", "F")):  # 16-bit grey: scaled as the pipeline does
+                sent = Image.fromarray((to_grey(sent) * 255).astype(np.uint8))
+            sent = ImageOps.contain(sent.convert("RGBA"), (thumb, thumb))
+            sent = Image.alpha_composite(Image.new("RGBA", sent.size, (160, 160, 160, 255)),
+                                         sent).convert("RGB")
+            canvas.paste(sent, (x + (thumb - sent.width) // 2, y + (thumb - sent.height) // 2))
+        except ImageError:
+            pass
+        if ex["seen"] is not None:
+            seen = Image.fromarray((ex["seen"] * 255).astype(np.uint8)).resize(
+                (thumb, thumb), Image.Resampling.NEAREST)
+            canvas.paste(seen, (x + thumb + 4, y))
+        ratio = row["ratio"]
+        weak = ratio is not None and ratio < STYLE_RATIO
+        draw.text((x, y + thumb + 2), row["style"][:26], fill="black", font=font)
+        got = "failed" if ex["predicted"] is None else f"{ex['true']}->{ex['predicted']}"
+        draw.text((x, y + thumb + 15), f"{'-' if ratio is None else f'{ratio:.2f}'}  {got}",
+                  fill="#b02020" if weak else "#206020", font=font)
+    return _png(canvas)
+
+
+def write_styles(result: StyleAccuracy, out: str | Path) -> None:
+    """styles.json and styles.png in ``out``."""
+    from mlplab.runs import write_bytes, write_text
+
+    out = Path(out)
+    write_bytes(out / "styles.png", styles_png(result))
+    write_text(out / "styles.json", json.dumps(result.to_dict(), indent=2) + "\n")
+
+
 def write_run_panels(run_path: str | Path, model, dataset) -> Evaluation:
     """After training: the evaluation panels (JSON, HTML, PNGs) in the run directory."""
     evaluation = evaluate_model(model, dataset, where=str(run_path))
