@@ -265,7 +265,7 @@ def test_accuracy_in_peoples_styles(lab_run, sample):
     MNIST-style PNG passes through unchanged, so it scores exactly the plain accuracy."""
     from PIL import Image
 
-    from mlplab.evaluation import evaluate_styles
+    from mlplab.evaluation import evaluate_styles, wilson_interval
     from mlplab.inference import load_forward
     from mlplab.userstyle import STYLES, encode
 
@@ -276,7 +276,7 @@ def test_accuracy_in_peoples_styles(lab_run, sample):
     styles = {"mnist_png": STYLES["mnist_png"], "web_canvas": STYLES["web_canvas"],
               "blank": blank}
     calls = []
-    result = evaluate_styles(forward, sample, per_style=12, styles=styles,
+    result = evaluate_styles(forward, sample, per_style=12, styles=styles, jobs=1,
                              progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
     idx = np.linspace(0, len(sample.x_test) - 1, 12).round().astype(int)
@@ -285,12 +285,11 @@ def test_accuracy_in_peoples_styles(lab_run, sample):
     assert result.digits == 12 and result.plain_accuracy == pytest.approx(plain)
     by = {row["style"]: row for row in result.styles}
     assert by["mnist_png"] == {"style": "mnist_png", "accuracy": pytest.approx(plain),
+                               "interval": list(wilson_interval(round(plain * 12), 12)),
                                "ratio": pytest.approx(1.0), "failed": 0}
     assert by["web_canvas"]["failed"] == 0 and 0 <= by["web_canvas"]["accuracy"] <= 1
     assert by["blank"]["failed"] == 12 and by["blank"]["accuracy"] == 0.0
-    doc = result.to_dict()
-    assert "blank" in doc["styles_below_target"] and "mnist_png" not in \
-        doc["styles_below_target"]
+    assert result.below_target() == ["blank"] == result.to_dict()["styles_below_target"]
     assert [e["style"] for e in result.examples] == list(styles)
     assert result.examples[2]["seen"] is None and result.examples[2]["predicted"] is None
     from mlplab.evaluation import styles_png
@@ -311,3 +310,11 @@ def test_evaluate_styles_from_the_cli(run_copy, capsys):
     assert report["styles"]["digits_per_style"] == 1
     assert report["styles"] == json.loads((run_copy / "styles.json").read_text())
     assert (run_copy / "styles.png").stat().st_size > 0
+
+
+def test_wilson_interval_by_hand():
+    from mlplab.evaluation import wilson_interval
+
+    assert wilson_interval(19, 20) == pytest.approx((0.7639, 0.9911), abs=1e-4)
+    assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0

@@ -90,19 +90,28 @@ def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bo
     told (files done, files in all) after each file."""
     import functools
 
-    jobs = default_jobs() if jobs is None else max(1, jobs)
     work = functools.partial(prepare_file, normalize_stroke=normalize_stroke, show=show)
+    return map_in_processes(work, files, jobs=jobs, progress=progress,
+                            parallel_from=PARALLEL_FROM)
+
+
+def map_in_processes(work: Callable, items: list, *, jobs: int | None = None,
+                     progress: Progress | None = None, parallel_from: int = 2) -> list:
+    """``[work(item) for item in items]``, in order, on ``jobs`` processes (default: every
+    core) from ``parallel_from`` items on (``work`` and the items must pickle then).
+    ``progress`` is told (items done, items in all) after each item."""
+    jobs = default_jobs() if jobs is None else max(1, jobs)
 
     def told(results: Iterable) -> list:
         out = []
         for result in results:
             out.append(result)
             if progress is not None:
-                progress(len(out), len(files))
+                progress(len(out), len(items))
         return out
 
-    if jobs == 1 or len(files) < PARALLEL_FROM:
-        return told(work(f) for f in files)
+    if jobs == 1 or len(items) < max(2, parallel_from):
+        return told(work(item) for item in items)
     import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor
@@ -112,9 +121,9 @@ def prepare_files(files: list[Path], *, normalize_stroke: bool = False, show: bo
     # has trained in this process): then fresh interpreters.
     method = "fork" if sys.platform == "linux" and "jax" not in sys.modules else "spawn"
     try:
-        with ProcessPoolExecutor(min(jobs, len(files)),
+        with ProcessPoolExecutor(min(jobs, len(items)),
                                  mp_context=multiprocessing.get_context(method)) as pool:
-            return told(pool.map(work, files, chunksize=max(1, len(files) // (8 * jobs))))
+            return told(pool.map(work, items, chunksize=max(1, len(items) // (8 * jobs))))
     except BrokenProcessPool:
         raise MlplabError(f"a process preprocessing the images stopped (out of memory with "
                           f"{jobs} at once?); try fewer: --jobs 1") from None
