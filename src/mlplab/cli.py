@@ -310,7 +310,9 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
               "a run validated on 'test-half' (tuning trials), the unseen half of its test set]")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="where to write evaluation.json/.html and PNGs  [default: the run directory]")
-@click.option("--json", "as_json", is_flag=True, help="print evaluation.json to stdout")
+@click.option("--json", "as_json", is_flag=True,
+              help="print evaluation.json to stdout (with --styles, styles.json under "
+                   "\"styles\")")
 @click.option("--styles", "with_styles", is_flag=True,
               help="also measure accuracy on people's kinds of image: the test digits "
                    "photographed, scanned, drawn in apps… (46 styles, through the same "
