@@ -318,3 +318,10 @@ def test_wilson_interval_by_hand():
     assert wilson_interval(19, 20) == pytest.approx((0.7639, 0.9911), abs=1e-4)
     assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_style_options_without_styles_are_an_error(lab_run, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(lab_run), "--per-style", "3"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "go with --styles" in err and len(err.splitlines()) == 1

@@ -330,6 +330,10 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
     from mlplab.evaluation import evaluate_run, write_evaluation
     from mlplab.runs import open_run
 
+    given = click.get_current_context().get_parameter_source
+    if not with_styles and any(given(name) == click.core.ParameterSource.COMMANDLINE
+                               for name in ("per_style", "jobs")):
+        fail("--per-style and --jobs go with --styles")
     run = open_run(run_dir)
     result, dataset = evaluate_run(run.path, data=data)
     out = out or run.path

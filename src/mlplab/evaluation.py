@@ -205,7 +205,8 @@ def evaluate_styles(model, dataset, *, per_style: int = 50, styles: dict | None 
     over the test set, in every user style: the image file a person would send is made
     from each digit, preprocessed as ``mlplab predict`` does (an image the preprocessing
     gives up on counts as wrong) and predicted. The styles are made on ``jobs`` processes
-    (default: every core); ``progress(done, total)`` after each style."""
+    (default: every core; ``styles`` of your own must then pickle: module-level
+    functions); ``progress(done, total)`` after each style."""
     from mlplab.data import prepare
     from mlplab.prediction import map_in_processes
     from mlplab.userstyle import STYLES
