@@ -310,6 +310,9 @@ def test_evaluate_styles_from_the_cli(run_copy, capsys):
     assert report["styles"]["digits_per_style"] == 1
     assert report["styles"] == json.loads((run_copy / "styles.json").read_text())
     assert (run_copy / "styles.png").stat().st_size > 0
+    page = (run_copy / "evaluation.html").read_text()
+    assert "People&#x27;s kinds of image" in page or "People's kinds of image" in page
+    assert page.count("data:image/png;base64,") == 4 and "hard_shadow_across_page" in page
 
 
 def test_wilson_interval_by_hand():

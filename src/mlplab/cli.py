@@ -316,7 +316,8 @@ def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--styles", "with_styles", is_flag=True,
               help="also measure accuracy on people's kinds of image: the test digits "
                    "photographed, scanned, drawn in apps… (46 styles, through the same "
-                   "preprocessing as `mlplab predict`); writes styles.json and styles.png")
+                   "preprocessing as `mlplab predict`); writes styles.json, styles.png and a "
+                   "section of evaluation.html")
 @click.option("--per-style", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="with --styles: test digits drawn in each style (spread over the test "
                    "set; more: a tighter interval, a longer wait)")
@@ -337,10 +338,9 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
     run = open_run(run_dir)
     result, dataset = evaluate_run(run.path, data=data)
     out = out or run.path
-    write_evaluation(result, dataset.x_test, out, title=f"Evaluation of {run.path}")
     styles = None
     if with_styles:
-        from mlplab.evaluation import STYLE_RATIO, evaluate_styles, write_styles
+        from mlplab.evaluation import STYLE_RATIO, evaluate_styles
         from mlplab.inference import load_forward
 
         bar = None
@@ -356,7 +356,8 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
 
         styles = evaluate_styles(load_forward(run.model_path), dataset, per_style=per_style,
                                  jobs=jobs, progress=progress)
-        write_styles(styles, out)
+    write_evaluation(result, dataset.x_test, out, title=f"Evaluation of {run.path}",
+                     styles=styles)
     if as_json:
         doc = result.to_dict()
         if styles is not None:

@@ -280,13 +280,15 @@ def styles_png(result: StyleAccuracy) -> bytes:
     return _png(canvas)
 
 
-def write_styles(result: StyleAccuracy, out: str | Path) -> None:
-    """styles.json and styles.png in ``out``."""
+def write_styles(result: StyleAccuracy, out: str | Path) -> bytes:
+    """styles.json and styles.png in ``out``; returns the PNG."""
     from mlplab.runs import write_bytes, write_text
 
     out = Path(out)
-    write_bytes(out / "styles.png", styles_png(result))
+    png = styles_png(result)
+    write_bytes(out / "styles.png", png)
     write_text(out / "styles.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return png
 
 
 def write_run_panels(run_path: str | Path, model, dataset) -> Evaluation:
@@ -427,8 +429,9 @@ def reliability_png(reliability: list[dict], ece: float) -> bytes:
 
 
 def write_evaluation(evaluation: Evaluation, images: np.ndarray, out: str | Path,
-                     *, title: str) -> dict[str, bytes]:
-    """evaluation.json, the three PNGs and a self-contained evaluation.html in ``out``."""
+                     *, title: str, styles: StyleAccuracy | None = None) -> dict[str, bytes]:
+    """evaluation.json, the three PNGs and a self-contained evaluation.html in ``out``; with
+    ``styles`` also styles.json and styles.png, and a section of the page for them."""
     from mlplab.reports import html_page, html_table, img
     from mlplab.runs import write_bytes, write_text
 
@@ -454,9 +457,32 @@ def write_evaluation(evaluation: Evaluation, images: np.ndarray, out: str | Path
          html_table(["true \\ predicted", *range(10)], confusion_rows)),
         ("Most confident mistakes", img(pngs["mistakes.png"], "most confident mistakes")),
         ("Calibration", img(pngs["reliability.png"], "reliability diagram")),
+        *([] if styles is None else
+          [("People's kinds of image", styles_section(styles, write_styles(styles, out)))]),
     ])
     write_text(out / "evaluation.html", page)
     return pngs
+
+
+def styles_section(styles: StyleAccuracy, png: bytes) -> str:
+    """evaluation.html's part for ``--styles``: what was measured, the table, the picture
+    (``png``, from :func:`styles_png`)."""
+    import html
+
+    from mlplab.reports import html_table, img
+
+    weak = styles.below_target()
+    rows = [[s["style"], f"{s['accuracy']:.3f}",
+             f"{s['interval'][0]:.3f}–{s['interval'][1]:.3f}",
+             "–" if s["ratio"] is None else f"{s['ratio']:.3f}", s["failed"]]
+            for s in styles.styles]
+    return (f"<p>{styles.digits} test digits drawn in each of {len(styles.styles)} styles "
+            f"of image people send (mlplab.userstyle), each through mlplab predict's "
+            f"preprocessing. Plain accuracy on the same digits: "
+            f"<b>{styles.plain_accuracy:.4f}</b>. Clearly (the whole 95% interval) under "
+            f"{STYLE_RATIO}× of it: {html.escape(', '.join(weak)) if weak else 'none'}.</p>" +
+            html_table(["style", "accuracy", "95% interval", "ratio", "failed"], rows) +
+            img(png, "each style as sent beside what the model sees"))
 
 
 @dataclass
