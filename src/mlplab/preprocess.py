@@ -906,7 +906,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     for m in (faint, faint.T):
         h, w = m.shape
         ys, xs = np.nonzero(m)
-        slope, lo, profile = steepest_line(ys, xs, w)
+        slope, lo, rows, profile = steepest_line(ys, xs, w)
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
         # a line stay, a faint line can go: a dark-ruled notebook 0.948 -> 0.993.)
@@ -915,7 +915,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
             found.append(None)
             continue
         rows_in = np.r_[core, False] | np.r_[False, core]
-        on_core = rows_in[np.round(ys - xs * slope).astype(np.intp) - lo]
+        on_core = rows_in[rows]
         if not margin and not (xs[on_core].min() <= 1 or xs[on_core].max() >= w - 2):
             found.append(None)  # printed lines run into the frame; a box drawn round the
             continue  # digit, or its own bars, need not
@@ -1032,13 +1032,14 @@ def spreads(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
 LINE_SLOPES = np.tan(np.radians(np.arange(-8.0, 8.5, 1.0)))  # long_lines' angles, 1° apart
 
 
-def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int) -> tuple[float, int, np.ndarray]:
+def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int
+                  ) -> tuple[float, int, np.ndarray, np.ndarray]:
     """Of LINE_SLOPES, the one along which the pixels at (ys, xs) (some, in a frame ``w``
     wide) make the longest line: the slope, the lowest row at it (pixel (y, x) lies on row
-    round(y - x·slope)), and how many columns each pair of rows (i, i + 1) from there
-    covers (a line between two of the 1° steps, or two pixels wide, runs along two rows,
-    half of it in each). The first such slope when several tie. All slopes at once: one
-    array op each instead of 17."""
+    round(y - x·slope)), each pixel's row from that lowest one, and how many columns each
+    pair of rows (i, i + 1) from there covers (a line between two of the 1° steps, or two
+    pixels wide, runs along two rows, half of it in each). The first such slope when
+    several tie. All slopes at once: one array op each instead of 17."""
     rows = np.round(ys[None, :] - xs[None, :] * LINE_SLOPES[:, None]).astype(np.intp)
     lows = rows.min(axis=1)
     rows -= lows[:, None]
@@ -1050,7 +1051,7 @@ def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int) -> tuple[float, int, n
     # pair before them, and are cut off below.)
     pairs = np.count_nonzero(covered[:, :-1] | covered[:, 1:], axis=2)
     best = int(np.argmax(pairs.max(axis=1)))
-    return (float(LINE_SLOPES[best]), int(lows[best]),
+    return (float(LINE_SLOPES[best]), int(lows[best]), rows[best],
             pairs[best, :max(int(highs[best]) + 1, 2) - 1])
 
 
