@@ -28,6 +28,23 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def terminal_progress(label: str, from_total: int = 1):
+    """A ``progress(done, total)`` callback that shows a bar on stderr when it is a
+    terminal and there are ``from_total`` steps or more (display only: no work here)."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total >= from_total and sys.stderr.isatty():
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+            if done == total:
+                bar.render_finish()
+
+    return progress
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI with one-line errors and exit codes (0, 2, 130)."""
     try:
@@ -336,26 +353,14 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
                                for name in ("per_style", "jobs")):
         fail("--per-style and --jobs go with --styles")
     run = open_run(run_dir)
-    result, dataset = evaluate_run(run.path, data=data)
+    result, dataset, forward = evaluate_run(run.path, data=data)
     out = out or run.path
     styles = None
     if with_styles:
         from mlplab.evaluation import STYLE_RATIO, evaluate_styles
-        from mlplab.inference import load_forward
 
-        bar = None
-
-        def progress(done: int, total: int) -> None:  # on a terminal: it takes a minute
-            nonlocal bar
-            if bar is None and sys.stderr.isatty():
-                bar = click.progressbar(length=total, label="styles", file=sys.stderr)
-            if bar is not None:
-                bar.update(1)
-                if done == total:
-                    bar.render_finish()
-
-        styles = evaluate_styles(load_forward(run.model_path), dataset, per_style=per_style,
-                                 jobs=jobs, progress=progress)
+        styles = evaluate_styles(forward, dataset, per_style=per_style, jobs=jobs,
+                                 progress=terminal_progress("styles"))  # (about a minute)
     write_evaluation(result, dataset.x_test, out, title=f"Evaluation of {run.path}",
                      styles=styles)
     if as_json:
@@ -442,19 +447,9 @@ def predict(run_dir: Path, images: tuple[Path, ...], top: int, as_json: bool,
     """
     from mlplab.prediction import predict_files
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:  # on a terminal, for a big folder
-        nonlocal bar
-        if bar is None and total >= PROGRESS_FROM and sys.stderr.isatty():
-            bar = click.progressbar(length=total, label="preprocessing", file=sys.stderr)
-        if bar is not None:
-            bar.update(1)
-            if done == total:
-                bar.render_finish()
-
     results = predict_files(run_dir, list(images), show=show,
-                            normalize_stroke=normalize_stroke, jobs=jobs, progress=progress)
+                            normalize_stroke=normalize_stroke, jobs=jobs,
+                            progress=terminal_progress("preprocessing", PROGRESS_FROM))
     if not results:
         fail("no image files found in the given folders")
     for r in results:

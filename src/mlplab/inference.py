@@ -95,7 +95,7 @@ def load_forward(path: str | Path) -> Forward:
     layers only (:func:`read_forward`), else loaded by Keras (:func:`mlplab.engine.
     predict_fn` then picks NumPy or a jitted JAX call). Raises RunError for a missing or
     unloadable file, as :func:`mlplab.models.load_model`."""
-    forward = read_forward(path) if Path(path).is_file() else None
+    forward = read_forward(path)  # (None for a missing file too: load_model says so)
     if forward is not None:
         return forward
     from mlplab.models import load_model
