@@ -353,11 +353,14 @@ def evaluate(run_dir: Path, data: str | None, out: Path | None, as_json: bool,
                                for name in ("per_style", "jobs")):
         fail("--per-style and --jobs go with --styles")
     run = open_run(run_dir)
-    result, dataset, forward = evaluate_run(run.path, data=data)
+    result, dataset = evaluate_run(run.path, data=data)
     out = out or run.path
     styles = None
     if with_styles:
         from mlplab.evaluation import STYLE_RATIO, evaluate_styles
+        from mlplab.inference import load_forward
+
+        forward = load_forward(run.model_path)  # (evaluate_run's API, used by the notebook)
 
         styles = evaluate_styles(forward, dataset, per_style=per_style, jobs=jobs,
                                  progress=terminal_progress("styles"))  # (about a minute)

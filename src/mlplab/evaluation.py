@@ -118,11 +118,8 @@ def evaluate_model(model, dataset, *, where: str = "the run") -> Evaluation:
     return evaluate_probs(probs, dataset.y_test.astype(int), data=info)
 
 
-def evaluate_run(run_path: str | Path, *, data: str | None = None
-                 ) -> tuple[Evaluation, object, object]:
-    """Evaluate a run's model on the test split of ``data`` (default: the run's own); returns
-    the evaluation, the data set and the loaded model (a :class:`mlplab.inference.Forward`,
-    for more evaluation without loading it again).
+def evaluate_run(run_path: str | Path, *, data: str | None = None) -> tuple[Evaluation, object]:
+    """Evaluate a run's model on the test split of ``data`` (default: the run's own).
 
     A run validated on half of its test set (``test-half``, as tuning trials are) is
     evaluated on the other, unseen half of its own data by default.
@@ -136,7 +133,7 @@ def evaluate_run(run_path: str | Path, *, data: str | None = None
     dataset = load_dataset(data or run.config.data)
     if data is None and run.config.validation == "test-half":
         dataset = dataset.unseen_test_half()
-    return evaluate_model(model, dataset, where=str(run.path)), dataset, model
+    return evaluate_model(model, dataset, where=str(run.path)), dataset
 
 
 STYLE_RATIO = 0.97  # of the plain accuracy: clearly below it, a style is a weak spot
