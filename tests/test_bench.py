@@ -70,3 +70,54 @@ def test_bench_preprocess_times_each_kind_and_its_decoding_on_the_same_files(mon
     for out in (total, decoding):
         assert all(np.isfinite(v) and v > 0 for v in out.values())
         assert out[average] == pytest.approx(sum(out[k] for k in kinds) / len(kinds))
+
+
+PREDICT_RESULT = {
+    "one_image_ms": {"mlplab": 0.05, "model.predict": 0.8},
+    "10000_images_ms": {"mlplab": 40.0, "model.predict": 250.0},
+    "same_predictions": True,
+    "preprocess_ms": {"300x300 PNG": 9.0, "user-style images": 4.0},
+    "preprocess_decode_ms": {"300x300 PNG": 1.0, "user-style images": 0.5},
+    "host": {"fit_epoch_s": 1.32, "reference_fit_epoch_s": 0.33, "speed": 0.25},
+}
+
+
+def test_predict_checks_read_each_time_here_and_at_the_reference_speed():
+    from mlplab.benchmarks import predict_checks
+
+    speedup, png, user = predict_checks(PREDICT_RESULT)
+    assert speedup["value"] == pytest.approx(16.0) and not speedup["ok"]  # under 20×
+    assert png["value"] == 9.0 and not png["ok"]
+    assert png["at_reference_ms"] == pytest.approx(2.25) and png["ok_at_reference"]
+    assert user["ok"] and user["decoding_ms"] == 0.5
+    slow = {**PREDICT_RESULT, "host": {**PREDICT_RESULT["host"], "speed": 2.0}}
+    assert not predict_checks(slow)[2]["ok_at_reference"]  # 4 ms on a host twice as fast: 8
+    assert "at_reference_ms" not in predict_checks({**PREDICT_RESULT, "host": None})[1]
+
+
+def test_bench_predict_prints_the_host_speed_and_both_verdicts(monkeypatch, capsys):
+    from mlplab import benchmarks
+
+    monkeypatch.setattr(benchmarks, "bench_predict", lambda run=None: PREDICT_RESULT)
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "predict"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "this host ran at 0.25× its speed" in out
+    assert "one-image speed-up: 16.0× (target >= 20: FAIL)" in out
+    assert ("preprocess 300x300 PNG: 9.00 ms/image, decoding 1.00 ms of it (target < 5 ms: "
+            "FAIL here; 2.25 ms at the reference speed: PASS)") in out
+    with pytest.raises(SystemExit):
+        main(["bench", "predict", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["host"]["speed"] == 0.25
+    assert [c["ok"] for c in report["checks"]] == [False, False, True]
+
+
+def test_host_speed_is_the_reference_epoch_over_this_hosts():
+    from mlplab.benchmarks import REFERENCE_FIT_EPOCH_S, host_speed
+
+    h = host_speed(epochs=2, n=1200)
+    assert h["reference_fit_epoch_s"] == REFERENCE_FIT_EPOCH_S
+    assert h["fit_epoch_s"] > 0
+    assert h["speed"] == pytest.approx(REFERENCE_FIT_EPOCH_S / h["fit_epoch_s"])
