@@ -132,6 +132,43 @@ def test_search_space_clash(tmp_path, monkeypatch, capsys):
     assert code == 2 and "different search space" in err
 
 
+@pytest.mark.parametrize("lost", [
+    "IntegrityError",  # a duplicate key in PostgreSQL's catalog
+    "ProgrammingError",  # 'type "studydirection" already exists': the other committed first
+])
+def test_a_worker_that_loses_the_schema_race_tries_again(lost, tmp_path, monkeypatch):
+    import optuna.storages
+
+    from mlplab.errors import ConfigError
+    from mlplab.tuning import open_storage
+
+    real, calls = optuna.storages.RDBStorage, []
+    error = type(lost, (Exception,), {})
+
+    def racing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise error('(psycopg2.errors.DuplicateObject) type "studydirection" already '
+                        'exists' if lost == "ProgrammingError" else "duplicate key value")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+    storage.engine.dispose()
+
+    def broken(*args, **kwargs):  # anything else is not retried
+        calls.append(args)
+        raise error("no such table") if lost == "ProgrammingError" else ValueError("bad")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    calls.clear()
+    with pytest.raises(ConfigError, match="is not usable"):
+        open_storage(f"sqlite:///{tmp_path / 'other.db'}")
+    assert len(calls) == 1
+
+
 def test_best_of_unknown_study(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(["tune", "best", "nope"], capsys)

@@ -150,8 +150,12 @@ def open_storage(url: str, *, heartbeat: int = 10, connect_timeout: int = 10) ->
                                           max_retry=3),
                                       engine_kwargs=engine_kwargs)
             except Exception as e:
-                # Two workers starting together both create the schema; one loses the race.
-                if "IntegrityError" not in type(e).__name__ or attempt == 7:
+                # Two workers starting together both create the schema; one loses the race
+                # (PostgreSQL: a duplicate key in its catalog, an IntegrityError, or, when
+                # the other's CREATE TYPE committed first, 'type "studydirection" already
+                # exists', a ProgrammingError). The next attempt finds the schema made.
+                lost = "IntegrityError" in type(e).__name__ or "already exists" in str(e)
+                if not lost or attempt == 7:
                     raise
                 time.sleep(0.3 * (attempt + 1))
     except (ImportError, ModuleNotFoundError) as e:
