@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -1910,7 +1911,7 @@ def render(coverage: np.ndarray, *, normalize_stroke: bool = False) -> np.ndarra
     """
     mask = limit_aspect(limit_slant(digit_mask(coverage)))
     mask = normalize_stroke_width(mask, always=normalize_stroke)
-    return centre_by_mass(fit_box(mask))
+    return centre_by_mass(fit_box(mask), clipped=True)
 
 
 def digit_mask(coverage: np.ndarray) -> np.ndarray:
@@ -1918,14 +1919,49 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
     h, w = coverage.shape
     scale = MASK_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(coverage.astype(np.float32), mode="F")
+    # Image.fromarray(coverage, "F").reduce(…).resize(…), on Pillow's core images (the
+    # same calls, without the copies in and out and the wrappers' checks).
+    pixels = np.ascontiguousarray(coverage, dtype=np.float32)
+    image = render_core(pixels)
     if scale < 0.5:
-        image = image.reduce(int(1 / scale) // 1 if scale > 0 else 1)
+        factor = int(1 / scale) // 1 if scale > 0 else 1
+        if factor != 1:  # a reduction by 1 is a copy
+            image = image.reduce((factor, factor), (0, 0) + image.size)
     resample = Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX
-    mask = np.asarray(image.resize(size, resample), dtype=np.float32) > 0.5
+    if image.size != size:  # a resize to the same size is a copy
+        image = image.resize(size, resample, (0, 0) + image.size)
+    mask = render_pixels(image) > 0.5
     if not mask.any():
         raise ImageError("no digit found: the ink is too faint or too small")
     return crop_to_ink(mask)
+
+
+RENDER_RAW_F = ("F", 0, 1)  # Pillow's raw layout of a float32 image: rows of 4-byte pixels
+
+
+def render_core(pixels: np.ndarray):
+    """Pillow's core image ("F") of a C-contiguous float32 array, sharing its memory: what
+    ``Image.fromarray(pixels, mode="F").im`` holds, without the copy."""
+    h, w = pixels.shape
+    return Image.core.map_buffer(pixels, (w, h), "raw", 0, RENDER_RAW_F)
+
+
+def render_pixels(image) -> np.ndarray:
+    """A core "F" image's pixels as a float32 array: ``np.asarray`` of it, without going
+    through bytes (pasted into an array's own memory)."""
+    w, h = image.size
+    pixels = np.empty((h, w), np.float32)
+    render_core(pixels).paste(image, (0, 0, w, h))
+    return pixels
+
+
+def render_resized(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``np.asarray(Image.fromarray(pixels, "F").resize(size, resample), np.float32)``, the
+    same numbers, for a C-contiguous float32 array (itself when the size is its own)."""
+    h, w = pixels.shape
+    if size == (w, h):
+        return pixels
+    return render_pixels(render_core(pixels).resize(size, resample, (0, 0, w, h)))
 
 
 # The slant of MNIST's digits (horizontal shift per row of the ink's moments, positive
@@ -1939,28 +1975,32 @@ MNIST_SLANT = 0.25
 def limit_slant(mask: np.ndarray) -> np.ndarray:
     """Shear a digit slanted further than almost any in MNIST (a tilted camera or paper, a
     very slanted hand) back to the edge of MNIST's range; others are left as they are."""
-    # The moments from the rows' and columns' counts (exact integers in float64; the
-    # pixels' coordinates, np.nonzero, are several times slower to gather).
-    weights = mask.astype(np.float64)
-    rows = weights.sum(1)
+    # The moments from the rows' and columns' counts (exact integers, in integers: the
+    # same numbers in float64 as sums of the pixels' weights; the pixels' coordinates,
+    # np.nonzero, are several times slower to gather).
+    h, w = mask.shape
+    rows = np.count_nonzero(mask, axis=1)
     count = float(rows.sum())
     if count < 10:
         return mask
-    ys, xs = np.arange(mask.shape[0], dtype=np.float64), np.arange(mask.shape[1], dtype=np.float64)
-    sy, sx = float(rows @ ys), float(weights.sum(0) @ xs)
+    ys, xs = np.arange(h, dtype=np.int64), np.arange(w, dtype=np.int64)
+    sy, sx = float(rows @ ys), float(np.count_nonzero(mask, axis=0) @ xs)
     yy = float(rows @ (ys * ys)) - sy * sy / count
-    slant = (float(ys @ (weights @ xs)) - sy * sx / count) / max(yy, 1e-9)
-    excess = slant - float(np.clip(slant, -MNIST_SLANT, MNIST_SLANT))
+    slant = (float(ys @ (mask @ xs)) - sy * sx / count) / max(yy, 1e-9)
+    excess = slant - min(max(slant, -MNIST_SLANT), MNIST_SLANT)  # np.clip's number
     if abs(excess) < 0.02:
         return mask
-    h, w = mask.shape
     grow = int(np.ceil(abs(excess) * h)) + 2
-    image = Image.fromarray(np.pad(mask, ((0, 0), (grow, grow))).astype(np.float32), mode="F")
+    padded = np.zeros((h, w + 2 * grow), np.float32)
+    padded[:, grow:grow + w] = mask
     cy = sy / count
     # Output (x, y) samples input (x + excess·(y − cy), y): the slant drops by ``excess``.
-    out = np.asarray(image.transform(image.size, Image.Transform.AFFINE,
-                                     (1, excess, -excess * cy, 0, 1, 0),
-                                     Image.Resampling.BILINEAR), np.float32) > 0.5
+    # Image.transform's call on the core images (into a zeroed image, filling the outside).
+    sheared = np.zeros_like(padded)
+    render_core(sheared).transform((0, 0, w + 2 * grow, h), render_core(padded),
+                                   Image.Transform.AFFINE, (1, excess, -excess * cy, 0, 1, 0),
+                                   Image.Resampling.BILINEAR, True)
+    out = sheared > 0.5
     if not out.any():
         return mask
     return crop_to_ink(out)
@@ -1983,8 +2023,8 @@ def limit_aspect(mask: np.ndarray) -> np.ndarray:
     if w <= MNIST_WIDE * h or h < 2:
         return mask
     width = max(1, round(MNIST_WIDE * h))
-    image = Image.fromarray(mask.astype(np.float32), mode="F")
-    out = np.asarray(image.resize((width, h), Image.Resampling.BOX), np.float32) > 0.5
+    out = render_resized(mask.astype(np.float32, order="C"), (width, h),
+                         Image.Resampling.BOX) > 0.5
     if not out.any():
         return mask
     return crop_to_ink(out)
@@ -1995,8 +2035,8 @@ def fit_box(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(mask.astype(np.float32), mode="F")
-    return np.clip(np.asarray(image.resize(size, Image.Resampling.BOX), np.float32), 0, 1)
+    pixels = render_resized(mask.astype(np.float32, order="C"), size, Image.Resampling.BOX)
+    return np.clip(pixels, 0, 1)
 
 
 # Stroke width relative to the digit's size (twice the mean ridge depth of the mask ÷ the
@@ -2047,6 +2087,40 @@ def squared_distances(mask: np.ndarray) -> np.ndarray:
     D(y, x) = min over rows y' of (y - y')² + g(y', x)², where only rows closer than the
     distance found so far can do better: a few shifts for strokes a few pixels deep."""
     h, w = mask.shape
+    if w > 255:
+        return render_squared_distances_wide(mask)
+    # The rows' distances in uint8 (accumulating bytes is several times faster): the
+    # column of each row's last background pixel at or before each pixel, from the left
+    # and (in the reversed row) from the right.
+    cols = np.arange(w, dtype=np.uint8)
+    background = ~mask
+    left = cols * background
+    np.maximum.accumulate(left, axis=1, out=left)
+    right = cols * background[:, ::-1]
+    np.maximum.accumulate(right, axis=1, out=right)
+    np.subtract(cols, left, out=left)
+    np.subtract(cols, right, out=right)
+    # g sits in a column of rows of "far" above and below it: row y ± d of g is one slice,
+    # with no shift past either end (the distances found never reach the far value).
+    pad = h // 2 + 1  # d stays below h / 2: the frame's rows are background
+    framed = np.full((h + 2 * pad, w), 1 << 28, np.int32)
+    g = framed[pad:pad + h]
+    np.minimum(left, right[:, ::-1], out=g)
+    g *= g
+    out = g.copy()
+    nearer = np.empty_like(g)
+    d = 1
+    while d * d < out.max():
+        np.minimum(framed[pad - d:pad - d + h], framed[pad + d:pad + d + h], out=nearer)
+        nearer += d * d
+        np.minimum(out, nearer, out=out)
+        d += 1
+    return out
+
+
+def render_squared_distances_wide(mask: np.ndarray) -> np.ndarray:
+    """``squared_distances`` of a mask wider than 255 columns (in int32 throughout)."""
+    h, w = mask.shape
     cols = np.arange(w, dtype=np.int32)
     left = np.maximum.accumulate(np.where(mask, 0, cols), axis=1)  # column 0 is background
     right = np.minimum.accumulate(np.where(mask, w - 1, cols)[:, ::-1], axis=1)[:, ::-1]
@@ -2064,6 +2138,7 @@ def squared_distances(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+
 def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndarray:
     """Thin marker strokes and thicken hairlines towards MNIST's width.
 
@@ -2071,8 +2146,6 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
     digit of MNIST's width, the parts a pressure-varying pen left thin: thicken_thin_parts);
     ``always`` moves every digit to MNIST's median width.
     """
-    from scipy import ndimage
-
     lo, target, hi = MNIST_STROKE
     padded, squared, depth = ridge_depths(mask)
     if depth is None:
@@ -2083,12 +2156,16 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
     radius = int(round(abs(ratio - target) * max(mask.shape) / 2))
     if radius < 1:
         return mask
-    disk = disk_of(radius)
     if ratio > target:
-        out = ndimage.binary_erosion(mask, structure=disk)
+        # ndimage.binary_erosion(mask, structure=disk_of(radius)), the same pixels: those
+        # farther than the radius from the background (the frame's pixels are the nearest
+        # of the background outside the mask).
+        out = squared[1:-1, 1:-1] > radius * radius
     else:
-        out = ndimage.binary_dilation(np.pad(mask, radius), structure=disk)
-    if out.sum() < 0.2 * mask.sum():
+        out = np.zeros((mask.shape[0] + 2 * radius, mask.shape[1] + 2 * radius), bool)
+        out[radius:-radius, radius:-radius] = mask  # np.pad(mask, radius)
+        out = render_dilated(out, radius)
+    if np.count_nonzero(out) < 0.2 * np.count_nonzero(mask):
         return mask  # thinning would erase the digit
     return crop_to_ink(out)
 
@@ -2110,8 +2187,6 @@ def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray
                        depth: np.ndarray) -> np.ndarray:
     """``mask`` with its parts thinner than THIN_PART of its side widened by one pixel each
     side; the rest unchanged. ``padded``, ``squared`` and ``depth`` are ridge_depths'."""
-    from scipy import ndimage
-
     side = max(mask.shape)
     widths = 2.0 * depth - 1.0
     if np.count_nonzero(widths < THIN_PART * side) < THIN_SHARE * depth.size or \
@@ -2120,14 +2195,52 @@ def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray
     radius = int(round(THIN_PART * side / 2))
     if radius < 1:
         return mask
-    disk = disk_of(radius)
     # Where a disk of that radius fits (the opening): erosion is a depth above the radius.
-    opened = ndimage.binary_dilation(squared > radius * radius, structure=disk)
+    opened = render_dilated(squared > radius * radius, radius)
     thin = padded & ~opened
     if np.count_nonzero(thin) < 0.1 * np.count_nonzero(padded):
         return mask
-    out = padded | ndimage.binary_dilation(thin, structure=CROSS)
+    # padded | ndimage.binary_dilation(thin, structure=CROSS): thin and its 4 neighbours.
+    out = padded | thin
+    out[1:] |= thin[:-1]
+    out[:-1] |= thin[1:]
+    out[:, 1:] |= thin[:, :-1]
+    out[:, :-1] |= thin[:, 1:]
     return crop_to_ink(out)
+
+
+def render_dilated(points: np.ndarray, radius: int) -> np.ndarray:
+    """``ndimage.binary_dilation(points, structure=disk_of(radius))``, the same pixels: those
+    within ``radius`` of a point (x² + y² ≤ radius², outside the array no points), from
+    the distance along each row to the row's nearest point (``near``, in bytes) and the
+    rows within the radius, as squared_distances does, several times faster than SciPy's."""
+    h, w = points.shape
+    far = radius + 1
+    if w + far > 255 or radius < 1:
+        from scipy import ndimage
+
+        return ndimage.binary_dilation(points, structure=disk_of(radius))
+    # Columns counted from ``far``: a row with no point to one side is ``far`` or more away.
+    cols = np.arange(far, w + far, dtype=np.uint8)
+    left = cols * points
+    np.maximum.accumulate(left, axis=1, out=left)
+    right = cols * points[:, ::-1]
+    np.maximum.accumulate(right, axis=1, out=right)
+    np.subtract(cols, left, out=left)
+    np.subtract(cols, right, out=right)
+    np.minimum(left, right[:, ::-1], out=left)
+    np.minimum(left, far, out=left)
+    framed = np.full((h + 2 * radius, w), far * far + 1, np.int16)
+    near = framed[radius:radius + h]
+    np.multiply(left, left, out=near, dtype=np.int16)
+    out = near.copy()
+    nearer = np.empty_like(near)
+    for d in range(1, radius + 1):
+        np.minimum(framed[radius - d:radius - d + h], framed[radius + d:radius + d + h],
+                   out=nearer)
+        nearer += d * d
+        np.minimum(out, nearer, out=out)
+    return out <= radius * radius
 
 
 def disk_of(radius: int) -> np.ndarray:
@@ -2136,7 +2249,7 @@ def disk_of(radius: int) -> np.ndarray:
     return xx**2 + yy**2 <= radius**2
 
 
-def centre_by_mass(digit: np.ndarray) -> np.ndarray:
+def centre_by_mass(digit: np.ndarray, *, clipped: bool = False) -> np.ndarray:
     """Place the ≤20×20 digit in a 28×28 frame with its centre of mass at pixel (14, 14).
 
     MNIST moved each digit by whole pixels so that its centre of mass lands within half
@@ -2147,10 +2260,12 @@ def centre_by_mass(digit: np.ndarray) -> np.ndarray:
     total = float(rows.sum())
     cy = float(rows @ np.arange(h)) / total if total else (h - 1) / 2
     cx = float(digit.sum(0, dtype=np.float64) @ np.arange(w)) / total if total else (w - 1) / 2
-    top = int(np.clip(np.floor(FRAME / 2 - cy + 0.5), 0, FRAME - h))
-    left = int(np.clip(np.floor(FRAME / 2 - cx + 0.5), 0, FRAME - w))
+    top = min(max(math.floor(FRAME / 2 - cy + 0.5), 0), FRAME - h)  # np.clip's numbers
+    left = min(max(math.floor(FRAME / 2 - cx + 0.5), 0), FRAME - w)
     frame = np.zeros((FRAME, FRAME), np.float32)
     frame[top:top + h, left:left + w] = digit
+    if clipped:  # already in [0, 1], and so are the frame's zeros: the clip changes nothing
+        return frame
     return np.clip(frame, 0, 1)
 
 
