@@ -1508,7 +1508,8 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     top = top_value(flat)
     if top <= 0:
         return flat
-    cut = max(otsu(flat / top), 0.25) * top
+    # (otsu's sample of the pixels, divided: the same values as a sample of the quotient)
+    cut = max(otsu_of((flat[::2, ::2] if flat.size > 12_000 else flat) / top), 0.25) * top
     strong = flat > cut
     # An even background (a canvas, evenly lit paper, a plain gradient) is followed
     # exactly by the wide window: the second pass is for shadows and vignettes, and for
@@ -1555,11 +1556,54 @@ def curvature(background: np.ndarray) -> float:
     b = background[::4, ::4]
     if b.min() == b.max():  # an even map (a clean canvas): the plane itself, no spread
         return 0.0
+    n = b.size
+    bins = curvature_bins(b, (n // 20, n * 19 // 20))
+    if bins is not None:  # (the same numbers as kth_sorted's from the bins)
+        return min(bins[1], 1023) / 1023.0 - min(bins[0], 1023) / 1023.0
     design = plane_design(b.shape)
     coef = plane_solver(b.shape) @ b.ravel()  # the least-squares plane (as lstsq's)
     residual = np.sort(np.clip(0.5 + b.ravel() - design @ coef, 0, 1))
     n = residual.size
     return kth_sorted(residual, n * 19 // 20) - kth_sorted(residual, n // 20)
+
+
+CURVATURE_SLACK = 1e-7  # far above the two planes' difference (~1e-14 on the suite)
+
+
+def curvature_bins(b: np.ndarray, ranks: tuple[int, int]) -> tuple[int, int] | None:
+    """The 1,023-step bins (as :func:`kth_sorted`'s) of the residuals of ranks ``ranks``
+    in :func:`curvature`, from the least-squares plane in closed form (on a full grid the
+    centred y and x are orthogonal to each other and to 1) instead of the pseudo-inverse's
+    product: the same plane but for rounding, so the ranked residuals are the same but for
+    far less than ``CURVATURE_SLACK``. None when that could move either across a bin's
+    edge (then the pseudo-inverse decides, as before). The clipping to 0-1 is monotone:
+    done on the two ranked values only."""
+    h, w = b.shape
+    ys, yy = curvature_axis(h)
+    xs, xx = curvature_axis(w)
+    rows = np.add.reduce(b, 1, dtype=np.float64)
+    mean = rows.sum() / b.size
+    residual = np.subtract(0.5 + b, np.add.outer(ys * ((ys @ rows) / (w * yy)) + mean,
+                                                 xs * ((np.add.reduce(b, 0, dtype=np.float64)
+                                                        @ xs) / (h * xx))))
+    residual = residual.ravel()  # (0.5 + b in float32, as curvature's)
+    residual.partition(ranks)
+    bins = []
+    for rank in ranks:
+        v = min(max(float(residual[rank]), 0.0), 1.0)
+        low = int(max(v - CURVATURE_SLACK, 0.0) * 1023.0)
+        if low != int(min(v + CURVATURE_SLACK, 1.0) * 1023.0):
+            return None
+        bins.append(min(max(low, 0), 1023))
+    return bins[0], bins[1]
+
+
+@functools.lru_cache(maxsize=256)
+def curvature_axis(n: int) -> tuple[np.ndarray, float]:
+    """0..n-1 centred (float64), and its sum of squares."""
+    centred = np.arange(n) - (n - 1) / 2.0
+    centred.flags.writeable = False
+    return centred, float(centred @ centred)
 
 
 @functools.lru_cache(maxsize=64)
@@ -1750,8 +1794,8 @@ def background_map(grey: np.ndarray, size: int) -> np.ndarray:
     if min(h, w) >= 96:  # at half resolution (the minimum of 2×2 blocks): four times faster
         h2, w2 = h // 2 * 2, w // 2 * 2
         g = grey[:h2, :w2]
-        blocks = np.minimum(np.minimum(g[0::2, 0::2], g[1::2, 0::2]),
-                            np.minimum(g[0::2, 1::2], g[1::2, 1::2]))
+        rows = np.minimum(g[0::2], g[1::2])  # (whole rows first: the same pairs' minima)
+        blocks = np.minimum(rows[:, 0::2], rows[:, 1::2])
         half = size // 2
         level = even_level(blocks, half)
         if level is not None:  # (the opening, its dilation and smoothing are that level)
@@ -1878,25 +1922,40 @@ def otsu(x: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1]."""
     if x.ndim == 2 and x.size > 12_000:
         x = x[::2, ::2]  # a quarter of the pixels make the same histogram
+    return otsu_of(x)
+
+
+OTSU_SCALED_EDGES = {t: e / 64 for t, e in OTSU_EDGES.items()}  # exact: 64 is a power of 2
+
+
+def otsu_of(x: np.ndarray) -> float:
+    """:func:`otsu` of all of ``x``'s values (not a sample)."""
     # Bin j holds the values v with j <= v·64 < j + 1 (the first and last bins also what lies
     # beyond): counted on the sorted values by searching for the edges (a vectorised sort is
-    # faster than converting every value to a bin index for np.bincount).
-    scaled = np.multiply(x, 64).ravel()
-    scaled.sort()
-    edges = OTSU_EDGES.get(scaled.dtype)
-    bounds = np.empty(65, np.intp)
-    bounds[0], bounds[64] = 0, scaled.size
-    bounds[1:64] = np.searchsorted(scaled, np.arange(1, 64, dtype=scaled.dtype)
-                                   if edges is None else edges)
-    hist = (bounds[1:] - bounds[:-1]).astype(np.float64)
+    # faster than converting every value to a bin index for np.bincount). Multiplying a
+    # float by 64 is exact (it only overflows to inf, past the last edge anyway), so v·64 < j
+    # is v < j/64: x is sorted as it is.
+    edges = OTSU_SCALED_EDGES.get(x.dtype)
+    bounds = np.empty(65, np.float64)  # counts below each edge: exact as floats
+    n = x.size
+    bounds[0], bounds[64] = 0, n
+    if edges is None:
+        scaled = np.multiply(x, 64).ravel()
+        scaled.sort()
+        edges = OTSU_EDGES.get(scaled.dtype)
+        bounds[1:64] = scaled.searchsorted(np.arange(1, 64, dtype=scaled.dtype)
+                                           if edges is None else edges)
+    else:
+        bounds[1:64] = np.sort(x, axis=None).searchsorted(edges)
+    hist = bounds[1:] - bounds[:-1]
     weighted = hist * OTSU_CENTRES
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    cumulative = np.cumsum(weighted)
+    w0 = bounds[1:]  # (the cumulative sum of the counts, exactly)
+    w1 = n - w0
+    cumulative = np.add.accumulate(weighted)  # (np.cumsum's sums, in its order)
     m0 = cumulative / np.maximum(w0, 1e-9)
-    m1 = (weighted.sum() - cumulative) / np.maximum(w1, 1e-9)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(OTSU_CENTRES[int(np.argmax(between[:-1]))])
+    m1 = (np.add.reduce(weighted) - cumulative) / np.maximum(w1, 1e-9)
+    between = w0 * w1 * np.square(m0 - m1)
+    return float(OTSU_CENTRES[int(between[:-1].argmax())])
 
 
 MASK_SIDE = 4 * BOX  # the digit's mask is drawn at 80 px, then area-averaged down to 20
