@@ -1110,18 +1110,23 @@ def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = No
         if min(box[0].stop - box[0].start, box[1].stop - box[1].start) < 12:
             continue
         original = labels[box] == i
-        ph0 = original.shape[0]
+        ph0, pw = original.shape
+        size = np.count_nonzero(original)
+        # (Sheared, it is at most 2·reach rows taller: dense at every slope, skipped now.)
+        if size > 0.4 * (ph0 + 2 * boxes_shifts(pw)[0]) * pw:
+            continue
         # Looked at with its rows levelled (a form photographed a little turned): its
         # walls are then as tall as the sheared piece (they fell short of the tilted one).
-        shift = level_shift(original)
-        if shift is None:  # no row band covers the width: no lines across it
+        found = boxes_level_shift(original)
+        if found is None:  # no row band covers the width: no lines across it
             continue
-        piece, top = sheared(original, shift)
-        ph, pw = piece.shape
-        size = np.count_nonzero(piece)
+        shift, ys, xs = found
+        padded, top = boxes_sheared(ys, xs, shift, pw)
+        piece = padded[1:-1]
+        ph = piece.shape[0]
         if size > 0.4 * ph * pw:  # dense: a thick digit's blob, not thin lines round space
             continue
-        rows = thin_lines(piece)
+        rows = boxes_thin_lines(padded)
         nr = runs(rows)
         if nr < 2:
             continue
@@ -1188,32 +1193,61 @@ def level_shift(piece: np.ndarray) -> np.ndarray | None:
     packs the most ink into one row. None when no row band as tall as the largest drift
     covers the piece's width: no line at any of these slopes (a digit's own piece, often;
     two lines a box apart can share one band)."""
-    ph, pw = piece.shape
-    reach = int(np.ceil(0.07 * pw))  # (at least one row)
-    from scipy import ndimage
+    found = boxes_level_shift(piece)
+    return None if found is None else found[0]
 
-    near = ndimage.maximum_filter1d(piece.view(np.uint8), 2 * reach + 3, axis=0)
-    if not (np.count_nonzero(near, axis=1) >= 0.85 * pw).any():
-        return None
+
+@functools.lru_cache(maxsize=512)
+def boxes_shifts(pw: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """level_shift's candidate shifts for a piece ``pw`` wide: (reach, shifts (one row per
+    slope), the same transposed and contiguous); read-only (cached)."""
+    reach = int(np.ceil(0.07 * pw))  # (at least one row)
     x = np.arange(pw)
     slopes = np.arange(-reach, reach + 1)
     shifts = np.round(slopes[:, None] * x[None, :] / max(pw - 1, 1)).astype(np.intp) + reach
+    across = np.ascontiguousarray(shifts.T)
+    shifts.flags.writeable = across.flags.writeable = False
+    return reach, shifts, across
+
+
+def boxes_level_shift(piece: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`level_shift`, and the piece's pixels (``np.nonzero``) it looked at."""
+    ph, pw = piece.shape
+    reach, shifts, across = boxes_shifts(pw)
+    # Columns with ink within reach + 1 rows of each row (a maximum filter of the rows,
+    # clipped at the piece's edges), by the columns' running counts.
+    k = reach + 1
+    total = np.zeros((ph + 2 * k + 1, pw), np.int32)
+    np.cumsum(piece, axis=0, dtype=np.int32, out=total[k + 1:k + 1 + ph])
+    total[k + 1 + ph:] = total[k + ph]
+    if not (np.count_nonzero(total[2 * k + 1:] - total[:ph], axis=1) >= 0.85 * pw).any():
+        return None
     ys, xs = np.nonzero(piece)
     height = ph + 2 * reach
     # Every slope's row counts in one bincount: slope j's rows are at j·height onwards.
-    counts = np.bincount((ys[None, :] + shifts[:, xs] + height * np.arange(len(slopes))[:, None]
-                          ).ravel(), minlength=len(slopes) * height)
-    return shifts[int(counts.reshape(len(slopes), height).max(1).argmax())]
+    at = across + height * np.arange(len(across[0]))
+    counts = np.bincount((at[xs] + ys[:, None]).ravel(), minlength=at.shape[1] * height)
+    return shifts[int(counts.reshape(-1, height).max(1).argmax())], ys, xs
 
 
 def sheared(piece: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, int]:
     """The piece with column x moved down by ``shift[x]``, cropped to its rows, and the
     first row kept (for :func:`unsheared`)."""
     ys, xs = np.nonzero(piece)
+    out, top = boxes_sheared(ys, xs, shift, piece.shape[1])
+    return out[1:-1], top
+
+
+def boxes_sheared(ys: np.ndarray, xs: np.ndarray, shift: np.ndarray, pw: int
+                  ) -> tuple[np.ndarray, int]:
+    """:func:`sheared` of the piece whose pixels are (ys, xs), ``pw`` wide, with a row of
+    background above and below it (for :func:`boxes_thin_lines`)."""
     ys = ys + shift[xs]
     top = int(ys.min())
-    out = np.zeros((int(ys.max()) - top + 1, piece.shape[1]), bool)
-    out[ys - top, xs] = True
+    ys -= top - 1
+    out = np.zeros((int(ys.max()) + 2, pw), bool)
+    out[ys, xs] = True
     return out, top
 
 
@@ -1243,11 +1277,13 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`thin_lines` of a piece whose lines may be a few degrees off level: found in
     the piece sheared level (:func:`level_shift`) and moved back. Returns the piece's
     pixels on the lines and which of its rows hold some of them."""
-    shift = level_shift(piece)
-    if shift is None:
+    found = boxes_level_shift(piece)
+    if found is None:
         return np.zeros(piece.shape, bool), np.zeros(piece.shape[0], bool)
-    flat, top = sheared(piece, shift)
-    on = unsheared(flat & thin_lines(flat)[:, None], shift, top, piece.shape[0]) & piece
+    shift, ys, xs = found
+    padded, top = boxes_sheared(ys, xs, shift, piece.shape[1])
+    flat = padded[1:-1]
+    on = unsheared(flat & boxes_thin_lines(padded)[:, None], shift, top, piece.shape[0]) & piece
     return on, on.any(1)
 
 
@@ -1257,10 +1293,19 @@ def thin_lines(piece: np.ndarray) -> np.ndarray:
     five rows wide (a blob's rows are not lines)."""
     padded = np.zeros((piece.shape[0] + 2, piece.shape[1]), bool)
     padded[1:-1] = piece
+    return boxes_thin_lines(padded)
+
+
+def boxes_thin_lines(padded: np.ndarray) -> np.ndarray:
+    """:func:`thin_lines` of ``padded[1:-1]`` (its first and last rows background)."""
     covered = np.count_nonzero(padded[:-2] | padded[1:-1] | padded[2:], axis=1)
-    full = covered >= 0.85 * piece.shape[1]
-    edges = np.flatnonzero(np.diff(np.r_[0, full.astype(np.int8), 0]) != 0)
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+    full = covered >= 0.85 * padded.shape[1]
+    if not full.any():
+        return full
+    edges = np.zeros(len(full) + 2, bool)
+    edges[1:-1] = full
+    edges = np.flatnonzero(edges[1:] != edges[:-1])
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
         if stop - start > 5:
             full[start:stop] = False
     return full
@@ -1268,7 +1313,11 @@ def thin_lines(piece: np.ndarray) -> np.ndarray:
 
 def runs(flags: np.ndarray) -> int:
     """How many runs of True a boolean row holds."""
-    return int(np.count_nonzero(np.diff(np.r_[0, flags.astype(np.int8)]) == 1))
+    if flags.dtype != bool or flags.ndim != 1:
+        return int(np.count_nonzero(np.diff(np.r_[0, flags.astype(np.int8)]) == 1))
+    if not flags.size:
+        return 0
+    return int(flags[0]) + int(np.count_nonzero(flags[1:] > flags[:-1]))  # (its starts)
 
 
 def is_grid(piece: np.ndarray, h: int, w: int) -> bool:
