@@ -2074,8 +2074,16 @@ def ridge_depths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.nd
     # maximum) is found on those, and the square root taken on the ridge only (the same
     # numbers as distance_transform_edt's depths).
     squared = squared_distances(padded)
-    ridge = padded & (squared >= max3(squared))
-    return padded, squared, np.sqrt(squared[ridge].astype(np.float64))
+    # padded & (squared >= max3(squared)), on the mask's pixels only (the frame is
+    # background): each pixel's 3×3 maximum from the rows above and below, then the sides.
+    rows = np.maximum(squared[:-2], squared[2:])
+    np.maximum(rows, squared[1:-1], out=rows)
+    peak = np.maximum(rows[:, :-2], rows[:, 2:])
+    np.maximum(peak, rows[:, 1:-1], out=peak)
+    inner = squared[1:-1, 1:-1]
+    ridge = inner >= peak
+    ridge &= mask
+    return padded, squared, np.sqrt(inner[ridge].astype(np.float64))
 
 
 def squared_distances(mask: np.ndarray) -> np.ndarray:
