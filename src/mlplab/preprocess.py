@@ -63,6 +63,21 @@ def heif_opener() -> bool:
     return True
 
 
+# Where Pillow's getexif looks for an orientation (besides a TIFF's own tags).
+BOXES_EXIF_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+
+
+def boxes_exif_transpose(image: Image.Image) -> None:
+    """``ImageOps.exif_transpose(image, in_place=True)`` of a loaded image: skipped (it
+    would do nothing) when a format whose orientation Pillow reads only from the info's
+    EXIF or XMP has neither: most images, whose EXIF parse cost as much as a small
+    image's decoding."""
+    if image.format in ("PNG", "JPEG", "GIF", "BMP", "WEBP") and \
+            not hasattr(image, "tag_v2") and not any(k in image.info for k in BOXES_EXIF_KEYS):
+        return
+    ImageOps.exif_transpose(image, in_place=True)
+
+
 def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS
                  ) -> Image.Image:
     """Decode image bytes safely; the size is checked from the header before decoding."""
@@ -98,7 +113,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
                     image.info["mlplab_jpeg_side"] = max(width, height)  # (jpeg_gain)
                 image.decodermaxblock = len(data)  # one read: no 64 KB pieces to rejoin
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # (not a copy of every image)
+            boxes_exif_transpose(image)  # (not a copy of every image)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -304,7 +319,7 @@ def redecode(image: Image.Image, reduction: float) -> Image.Image | None:
             full = Image.open(io.BytesIO(data))
             full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
             full.load()
-            ImageOps.exif_transpose(full, in_place=True)
+            boxes_exif_transpose(full)
     except Exception:
         return None
     full.info["mlplab_jpeg"] = data
@@ -764,19 +779,20 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
     if n == 0:
         raise ImageError("no digit found: nothing remains after removing the background")
     peaks = np.zeros(n + 1, np.float32)
+    values = flat[strong]  # (the ink's level below, when every piece is kept)
     if n == 1:  # one piece (the common case): it is all of ``strong``, its box the window
-        sizes = np.array([np.count_nonzero(strong)])
-        peaks[1] = flat[strong].max()
+        sizes = np.array([values.size])
+        peaks[1] = values.max()
         boxes = [window]
         dim = np.zeros(1, bool)
     else:
         ids = labels[strong]  # the pieces' pixels only: the background's are not counted
         sizes = np.bincount(ids, minlength=n + 1)[1:]
-        np.maximum.at(peaks, ids, flat[strong])
+        np.maximum.at(peaks, ids, values)
         boxes = find_boxes(labels, window) if boxes is None else boxes
         # A piece's typical level: a finger's shadow beside the digit is as dark as the
         # shadow, its pieces' mean under two thirds of the largest piece's (the ink's).
-        means = np.bincount(ids, weights=flat[strong], minlength=n + 1)[1:] / sizes
+        means = np.bincount(ids, weights=values, minlength=n + 1)[1:] / sizes
         dim = means < 0.65 * means[int(np.argmax(sizes))]
     peaks = peaks[1:]
     dropped = np.zeros(n + 1, bool)
@@ -805,27 +821,31 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
         keep[1 + int(np.argmax(sizes))] = True
     if not keep[1:].all():  # (all kept: ``strong`` is already what they cover)
         strong = keep[labels]
+        values = flat[strong]
     if fraction(strong) > 0.6:
         raise ImageError("no digit found: the whole image looks like ink (a photo of "
                          "something else, or noise?)")
     # Ink level: the typical brightness of the kept strokes (pencil is paler than a pen).
-    level = median(flat[strong])
-    coverage = np.clip(flat / level, 0, 1)
+    level = median(values)
+    relative = flat / level  # the coverage, np.clip(relative, 0, 1), is needed at the digit
     # Hysteresis: the weaker edges that touch kept strokes belong to the digit too.
-    weak = coverage > 0.5
+    weak = relative > 0.5  # (the coverage's > 0.5)
     digit = weak | strong
-    # (Weak pixels all next to strong ones cannot make a piece of their own: no labelling.)
-    if (weak & ~dilate3(strong)).any():
+    top, bottom, left, right = bbox(digit)
+    # (Weak pixels all next to strong ones cannot make a piece of their own: no labelling.
+    # Looked at in the digit's box, which holds all of both.)
+    inner = (slice(top, bottom), slice(left, right))
+    if (weak[inner] & ~dilate3(strong[inner])).any():
         labels, n, _ = label8(digit)
         attached = np.bincount(labels[strong], minlength=n + 1) > 0
         if not attached[1:].all():
             attached[0] = False
             digit = attached[labels]
-    top, bottom, left, right = bbox(digit)
+            top, bottom, left, right = bbox(digit)
     # One pixel of margin keeps the anti-aliased edge for resampling; the coverage is kept
     # next to the digit only (its 3×3 dilation, which the margin holds).
     window = (slice(max(top - 1, 0), bottom + 1), slice(max(left - 1, 0), right + 1))
-    crop = coverage[window] * dilate3(digit[window])
+    crop = np.clip(relative[window], 0, 1) * dilate3(digit[window])
     return crop.astype(np.float32), (top, bottom, left, right, inverted, tilt)
 
 
@@ -1736,10 +1756,13 @@ def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
     order of their first pixel, which a crop keeps."""
     from scipy import ndimage
 
-    if not mask.any():
+    rows = mask.any(1)  # (bbox's, and whether there is any)
+    top = int(rows.argmax()) if rows.size else 0
+    if not rows.size or not rows[top]:
         return np.zeros(mask.shape, np.int32), 0, (slice(0, 0), slice(0, 0))
-    top, bottom, left, right = bbox(mask)
-    window = (slice(top, bottom), slice(left, right))
+    bottom = rows.size - int(rows[::-1].argmax())
+    cols = mask[top:bottom].any(0)
+    window = (slice(top, bottom), slice(int(cols.argmax()), cols.size - int(cols[::-1].argmax())))
     inside, n = ndimage.label(mask[window], structure=SQUARE)
     labels = np.zeros(mask.shape, inside.dtype)
     labels[window] = inside
