@@ -906,7 +906,8 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     for m in (faint, faint.T):
         h, w = m.shape
         ys, xs = np.nonzero(m)
-        slope, lo, rows, profile = steepest_line(ys, xs, w)
+        best, lows, rows, profile, shifts = _masks_steepest(ys, xs, w, m)
+        lo = int(lows[best])
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
         # a line stay, a faint line can go: a dark-ruled notebook 0.948 -> 0.993.)
@@ -914,7 +915,9 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         if not core.any():
             found.append(None)
             continue
-        rows_in = np.r_[core, False] | np.r_[False, core]
+        rows_in = np.zeros(len(core) + 1, bool)  # (pair i is rows i and i + 1)
+        rows_in[:-1] = core
+        rows_in[1:] |= core
         on_core = rows_in[rows]
         if not margin and not (xs[on_core].min() <= 1 or xs[on_core].max() >= w - 2):
             found.append(None)  # printed lines run into the frame; a box drawn round the
@@ -923,11 +926,15 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         grown = core.copy()  # (core's dilation by a pixel each way)
         grown[1:] |= core[:-1]
         grown[:-1] |= core[1:]
-        on = core | (grown & (profile >= 0.4 * w))
-        on = np.r_[on, False] | np.r_[False, on]  # (pair i is rows i and i + 1)
-        at = np.round(np.arange(h)[:, None] - np.arange(w)[None, :] * slope).astype(np.intp) - lo
-        band = on[np.clip(at, 0, len(on) - 1)] & (at >= 0) & (at < len(on))
-        edges = np.flatnonzero(np.diff(np.r_[0, on, 0]) != 0)
+        paired = core | (grown & (profile >= 0.4 * w))
+        on = np.zeros(len(paired) + 1, bool)  # (pair i is rows i and i + 1)
+        on[:-1] = paired
+        on[1:] |= paired
+        band = _masks_band(on, h, w, best, lo, shifts)
+        ends = np.zeros(len(on) + 1, bool)  # (where ``on`` starts or stops)
+        ends[:-1] = on
+        ends[1:] ^= on
+        edges = np.flatnonzero(ends)
         found.append((band, len(edges) // 2, int(profile.max()), w,
                       int((edges[1::2] - edges[::2]).max())))
     lines = np.zeros(strong.shape, bool)
@@ -974,6 +981,24 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         view = lines.T if k else lines
         view |= band & ~crossed
     return lines if lines.any() else None
+
+
+def _masks_band(on: np.ndarray, h: int, w: int, best: int, lo: int,
+                shifts: np.ndarray | None) -> np.ndarray:
+    """The pixels of an h×w frame whose row at LINE_SLOPES[best] (round(y - x·slope), less
+    ``lo``) is one of ``on``'s. With the slopes' row shifts (see :func:`_masks_layout`): a
+    column's pixels are ``on`` shifted by the column's shift, gathered from ``on`` padded
+    with False on both sides."""
+    if shifts is None:
+        slope = float(LINE_SLOPES[best])
+        at = np.round(np.arange(h)[:, None] - np.arange(w)[None, :] * slope).astype(np.intp) - lo
+        return on[np.clip(at, 0, len(on) - 1)] & (at >= 0) & (at < len(on))
+    shift = shifts[best] - lo  # row = y + shift[x]
+    low, high = int(shift.min()), int(shift.max())
+    before = max(0, -low)
+    padded = np.zeros(before + max(len(on), h + high) + 1, bool)
+    padded[before:before + len(on)] = on
+    return padded[np.arange(h)[:, None] + (shift + before)[None, :]]
 
 
 def lines_past_the_digit(source: np.ndarray, cut: float, guide: np.ndarray,
@@ -1040,19 +1065,128 @@ def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int
     pair of rows (i, i + 1) from there covers (a line between two of the 1° steps, or two
     pixels wide, runs along two rows, half of it in each). The first such slope when
     several tie. All slopes at once: one array op each instead of 17."""
+    best, lows, rows, pairs, _ = _masks_steepest(ys, xs, w)
+    return float(LINE_SLOPES[best]), int(lows[best]), rows, pairs
+
+
+@functools.lru_cache(maxsize=64)
+def _masks_layout(w: int) -> tuple[np.ndarray, ...] | None:
+    """For a frame ``w`` wide: per slope and column x, the integer n with round(y - x·slope)
+    == y + n for every row y (the products and differences in float64, as
+    :func:`steepest_line`'s), or None when some x·slope lies too near a half-integer for
+    that to be sure (a row's shift could then depend on the row, by rounding). Then the
+    runs of columns that share a shift, all slopes' in a row: each run's first column
+    followed, after a slope's last, by ``w`` (for ``np.add.reduceat``); which of those
+    are runs; each slope's first run; each run's slope and shift."""
+    products = np.arange(w) * LINE_SLOPES[:, None]
+    fractions = products - np.floor(products)
+    if w == 0 or np.abs(fractions - 0.5).min() < 1e-9:
+        return None
+    shifts = np.round(-products).astype(np.intp)
+    n = len(LINE_SLOPES)
+    starts = np.ones((n, w + 1), bool)
+    starts[:, 1:w] = shifts[:, 1:] != shifts[:, :-1]
+    slope, column = np.nonzero(starts)
+    run = column < w
+    heads = np.searchsorted(slope[run], np.arange(n))
+    slope = slope[run]
+    layout = shifts, column, run, heads, slope, shifts[slope, column[run]]
+    for part in layout:
+        part.flags.writeable = False
+    return layout
+
+
+def _masks_steepest(ys: np.ndarray, xs: np.ndarray, w: int, mask: np.ndarray | None = None
+                    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`steepest_line`'s numbers: the best slope's index, every slope's lowest row,
+    the best slope's rows and pair profile, and the row shifts (None when unsure, see
+    :func:`_masks_layout`). ``mask``: the pixels' image, if at hand. A pair of rows covers
+    the columns where either row holds a pixel: where the image's column holds one in
+    one of the two rows the pair's shifted back to. Few pixels: each pixel's row at each
+    slope, the rows' and the vertical pairs' pixels counted (a pair covers the columns of
+    its two rows less those where both hold one). Many: per run of columns sharing a
+    shift, how many of its columns each pair of the image's rows covers, added up along
+    each slope's shifted runs (there are far fewer runs than pixels)."""
+    layout = _masks_layout(w)
+    if layout is None:
+        return _masks_steepest_dense(ys, xs, w)
+    shifts = layout[0]
+    n = len(LINE_SLOPES)
+    if len(ys) <= 1200:
+        rows = ys[None, :] + shifts[:, xs]
+        lows = rows.min(axis=1)
+        rows -= lows[:, None]
+        highs = rows.max(axis=1)
+        size = max(int(highs.max()) + 1, 2)  # (at least two rows: a lone row is one pair)
+        rows += (np.arange(n) * size)[:, None]  # each slope's rows in a block of its own
+        counts = np.bincount(rows.ravel(), minlength=n * size).reshape(n, size)
+        below = np.zeros((int(ys.max()) + 2, w), bool)
+        below[ys, xs] = True
+        below = below[ys + 1, xs]  # pixels whose neighbour below is set too
+        both = np.bincount(rows[:, below].ravel(), minlength=n * size).reshape(n, size)
+        pairs = counts[:, :-1] + counts[:, 1:] - both[:, :-1]
+        best = int(np.argmax(pairs.max(axis=1)))
+        return (best, lows, rows[best] - best * size,
+                pairs[best, :max(int(highs[best]) + 1, 2) - 1], shifts)
+    if mask is None:
+        mask = np.zeros((int(ys.max()) + 1, w), bool)
+        mask[ys, xs] = True
+    pairs, lows, highs = _masks_run_pairs(mask, layout)
+    best = int(np.argmax(pairs.max(axis=1)))
+    return (best, lows, ys + shifts[best, xs] - lows[best],
+            pairs[best, :max(int(highs[best]) + 1, 2) - 1], shifts)
+
+
+def _masks_run_pairs(mask: np.ndarray, layout: tuple[np.ndarray, ...]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per slope, how many columns each pair of rows covers (slopes × rows, the rows from
+    the slope's lowest, as many as the widest slope's less one), the lowest rows and the
+    highest (from the lowest), by :func:`_masks_layout`'s runs of columns."""
+    from numpy.lib.stride_tricks import as_strided
+
+    shifts, column, run, heads, slope, shift = layout
+    h, w = mask.shape
+    occupied = mask.any(axis=0)
+    top = mask.argmax(axis=0)[occupied]
+    bottom = h - 1 - mask[::-1].argmax(axis=0)[occupied]
+    moved = shifts[:, occupied]
+    lows = (top + moved).min(axis=1)
+    highs = (bottom + moved).max(axis=1) - lows
+    size = max(int(highs.max()) + 1, 2)
+    # paired[x, j]: whether column x holds a pixel in row j - 1 or j (a zero column after)
+    paired = np.zeros((w + 1, h + 1), np.int16)
+    paired[:-1, :-1] = mask.T
+    paired[:-1, 1:] |= mask.T
+    runs = np.add.reduceat(paired, column, axis=0)[run]  # (runs, h + 1)
+    # A slope's pair i is the image's rows j - 1, j with j = i + first in each run.
+    first = lows[slope] - shift + 1
+    before = max(0, -int(first.min()))
+    width = before + h + 1 + max(0, int(first.max()) + size - 1 - (h + 1))
+    padded = np.zeros((len(slope), width), np.int16)
+    padded[:, before:before + h + 1] = runs
+    flat = padded.ravel()
+    step = flat.strides[0]
+    windows = as_strided(flat, (flat.size - size + 2, size - 1), (step, step),
+                         writeable=False)
+    taken = windows[np.arange(len(slope)) * width + before + first]
+    return np.add.reduceat(taken, heads, axis=0, dtype=np.intp), lows, highs
+
+
+def _masks_steepest_dense(ys: np.ndarray, xs: np.ndarray, w: int
+                          ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, None]:
+    """:func:`_masks_steepest` by rounding every pixel's row at every slope and marking
+    the rows' columns in a slopes × rows × columns array (when the shifts are unsure)."""
     rows = np.round(ys[None, :] - xs[None, :] * LINE_SLOPES[:, None]).astype(np.intp)
     lows = rows.min(axis=1)
     rows -= lows[:, None]
     highs = rows.max(axis=1)
-    # (At least two rows: a lone row of pixels is one pair with an empty row.)
     covered = np.zeros((len(LINE_SLOPES), max(int(highs.max()) + 1, 2), w), bool)
     covered[np.arange(len(LINE_SLOPES))[:, None], rows, xs[None, :]] = True
     # (A slope's rows past its highest are empty: pairs there cover no more than the
     # pair before them, and are cut off below.)
     pairs = np.count_nonzero(covered[:, :-1] | covered[:, 1:], axis=2)
     best = int(np.argmax(pairs.max(axis=1)))
-    return (float(LINE_SLOPES[best]), int(lows[best]), rows[best],
-            pairs[best, :max(int(highs[best]) + 1, 2) - 1])
+    return best, lows, rows[best], pairs[best, :max(int(highs[best]) + 1, 2) - 1], None
 
 
 def drop_pale_lines(strong: np.ndarray, flat: np.ndarray) -> np.ndarray:
