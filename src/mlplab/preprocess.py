@@ -65,16 +65,16 @@ def heif_opener() -> bool:
 
 
 # Where Pillow's getexif looks for an orientation (besides a TIFF's own tags).
-BOXES_EXIF_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+EXIF_INFO_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
 
 
-def boxes_exif_transpose(image: Image.Image) -> None:
+def exif_transpose_if_tagged(image: Image.Image) -> None:
     """``ImageOps.exif_transpose(image, in_place=True)`` of a loaded image: skipped (it
     would do nothing) when a format whose orientation Pillow reads only from the info's
     EXIF or XMP has neither: most images, whose EXIF parse cost as much as a small
     image's decoding."""
     if image.format in ("PNG", "JPEG", "GIF", "BMP", "WEBP") and \
-            not hasattr(image, "tag_v2") and not any(k in image.info for k in BOXES_EXIF_KEYS):
+            not hasattr(image, "tag_v2") and not any(k in image.info for k in EXIF_INFO_KEYS):
         return
     ImageOps.exif_transpose(image, in_place=True)
 
@@ -114,7 +114,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
                     image.info["mlplab_jpeg_side"] = max(width, height)  # (jpeg_gain)
                 image.decodermaxblock = len(data)  # one read: no 64 KB pieces to rejoin
             image.load()
-            boxes_exif_transpose(image)  # (not a copy of every image)
+            exif_transpose_if_tagged(image)  # (not a copy of every image)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -320,7 +320,7 @@ def redecode(image: Image.Image, reduction: float) -> Image.Image | None:
             full = Image.open(io.BytesIO(data))
             full.draft("L", (int(full.width / reduction), int(full.height / reduction)))
             full.load()
-            boxes_exif_transpose(full)
+            exif_transpose_if_tagged(full)
     except Exception:
         return None
     full.info["mlplab_jpeg"] = data
@@ -927,7 +927,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     for m in (faint, faint.T):
         h, w = m.shape
         ys, xs = np.nonzero(m)
-        best, lows, rows, profile, shifts = _masks_steepest(ys, xs, w, m)
+        best, lows, rows, profile, shifts = steepest_pairs(ys, xs, w, m)
         lo = int(lows[best])
         # (Faint lines count too: a ruling's 1-px lines, reduced, are strong or faint by
         # where they fall between the working size's rows. Once the strokes that run along
@@ -951,7 +951,7 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         on = np.zeros(len(paired) + 1, bool)  # (pair i is rows i and i + 1)
         on[:-1] = paired
         on[1:] |= paired
-        band = _masks_band(on, h, w, best, lo, shifts)
+        band = line_band(on, h, w, best, lo, shifts)
         ends = np.zeros(len(on) + 1, bool)  # (where ``on`` starts or stops)
         ends[:-1] = on
         ends[1:] ^= on
@@ -1004,10 +1004,10 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
     return lines if lines.any() else None
 
 
-def _masks_band(on: np.ndarray, h: int, w: int, best: int, lo: int,
+def line_band(on: np.ndarray, h: int, w: int, best: int, lo: int,
                 shifts: np.ndarray | None) -> np.ndarray:
     """The pixels of an h×w frame whose row at LINE_SLOPES[best] (round(y - x·slope), less
-    ``lo``) is one of ``on``'s. With the slopes' row shifts (see :func:`_masks_layout`): a
+    ``lo``) is one of ``on``'s. With the slopes' row shifts (see :func:`shift_layout`): a
     column's pixels are ``on`` shifted by the column's shift, gathered from ``on`` padded
     with False on both sides."""
     if shifts is None:
@@ -1086,12 +1086,12 @@ def steepest_line(ys: np.ndarray, xs: np.ndarray, w: int
     pair of rows (i, i + 1) from there covers (a line between two of the 1° steps, or two
     pixels wide, runs along two rows, half of it in each). The first such slope when
     several tie. All slopes at once: one array op each instead of 17."""
-    best, lows, rows, pairs, _ = _masks_steepest(ys, xs, w)
+    best, lows, rows, pairs, _ = steepest_pairs(ys, xs, w)
     return float(LINE_SLOPES[best]), int(lows[best]), rows, pairs
 
 
 @functools.lru_cache(maxsize=64)
-def _masks_layout(w: int) -> tuple[np.ndarray, ...] | None:
+def shift_layout(w: int) -> tuple[np.ndarray, ...] | None:
     """For a frame ``w`` wide: per slope and column x, the integer n with round(y - x·slope)
     == y + n for every row y (the products and differences in float64, as
     :func:`steepest_line`'s), or None when some x·slope lies too near a half-integer for
@@ -1117,20 +1117,20 @@ def _masks_layout(w: int) -> tuple[np.ndarray, ...] | None:
     return layout
 
 
-def _masks_steepest(ys: np.ndarray, xs: np.ndarray, w: int, mask: np.ndarray | None = None
+def steepest_pairs(ys: np.ndarray, xs: np.ndarray, w: int, mask: np.ndarray | None = None
                     ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`steepest_line`'s numbers: the best slope's index, every slope's lowest row,
     the best slope's rows and pair profile, and the row shifts (None when unsure, see
-    :func:`_masks_layout`). ``mask``: the pixels' image, if at hand. A pair of rows covers
+    :func:`shift_layout`). ``mask``: the pixels' image, if at hand. A pair of rows covers
     the columns where either row holds a pixel: where the image's column holds one in
     one of the two rows the pair's shifted back to. Few pixels: each pixel's row at each
     slope, the rows' and the vertical pairs' pixels counted (a pair covers the columns of
     its two rows less those where both hold one). Many: per run of columns sharing a
     shift, how many of its columns each pair of the image's rows covers, added up along
     each slope's shifted runs (there are far fewer runs than pixels)."""
-    layout = _masks_layout(w)
+    layout = shift_layout(w)
     if layout is None:
-        return _masks_steepest_dense(ys, xs, w)
+        return steepest_pairs_dense(ys, xs, w)
     shifts = layout[0]
     n = len(LINE_SLOPES)
     if len(ys) <= 1200:
@@ -1152,17 +1152,17 @@ def _masks_steepest(ys: np.ndarray, xs: np.ndarray, w: int, mask: np.ndarray | N
     if mask is None:
         mask = np.zeros((int(ys.max()) + 1, w), bool)
         mask[ys, xs] = True
-    pairs, lows, highs = _masks_run_pairs(mask, layout)
+    pairs, lows, highs = run_pairs(mask, layout)
     best = int(np.argmax(pairs.max(axis=1)))
     return (best, lows, ys + shifts[best, xs] - lows[best],
             pairs[best, :max(int(highs[best]) + 1, 2) - 1], shifts)
 
 
-def _masks_run_pairs(mask: np.ndarray, layout: tuple[np.ndarray, ...]
+def run_pairs(mask: np.ndarray, layout: tuple[np.ndarray, ...]
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per slope, how many columns each pair of rows covers (slopes × rows, the rows from
     the slope's lowest, as many as the widest slope's less one), the lowest rows and the
-    highest (from the lowest), by :func:`_masks_layout`'s runs of columns."""
+    highest (from the lowest), by :func:`shift_layout`'s runs of columns."""
     from numpy.lib.stride_tricks import as_strided
 
     shifts, column, run, heads, slope, shift = layout
@@ -1193,9 +1193,9 @@ def _masks_run_pairs(mask: np.ndarray, layout: tuple[np.ndarray, ...]
     return np.add.reduceat(taken, heads, axis=0, dtype=np.intp), lows, highs
 
 
-def _masks_steepest_dense(ys: np.ndarray, xs: np.ndarray, w: int
+def steepest_pairs_dense(ys: np.ndarray, xs: np.ndarray, w: int
                           ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, None]:
-    """:func:`_masks_steepest` by rounding every pixel's row at every slope and marking
+    """:func:`steepest_pairs` by rounding every pixel's row at every slope and marking
     the rows' columns in a slopes × rows × columns array (when the shifts are unsure)."""
     rows = np.round(ys[None, :] - xs[None, :] * LINE_SLOPES[:, None]).astype(np.intp)
     lows = rows.min(axis=1)
@@ -1267,20 +1267,20 @@ def printed_boxes(labels: np.ndarray, boxes: list, parts: np.ndarray | None = No
         ph0, pw = original.shape
         size = np.count_nonzero(original)
         # (Sheared, it is at most 2·reach rows taller: dense at every slope, skipped now.)
-        if size > 0.4 * (ph0 + 2 * boxes_shifts(pw)[0]) * pw:
+        if size > 0.4 * (ph0 + 2 * shear_shifts(pw)[0]) * pw:
             continue
         # Looked at with its rows levelled (a form photographed a little turned): its
         # walls are then as tall as the sheared piece (they fell short of the tilted one).
-        found = boxes_level_shift(original)
+        found = level_shift_pixels(original)
         if found is None:  # no row band covers the width: no lines across it
             continue
         shift, ys, xs = found
-        padded, top = boxes_sheared(ys, xs, shift, pw)
+        padded, top = sheared_columns(ys, xs, shift, pw)
         piece = padded[1:-1]
         ph = piece.shape[0]
         if size > 0.4 * ph * pw:  # dense: a thick digit's blob, not thin lines round space
             continue
-        rows = boxes_thin_lines(padded)
+        rows = thin_lines_padded(padded)
         nr = runs(rows)
         if nr < 2:
             continue
@@ -1347,12 +1347,12 @@ def level_shift(piece: np.ndarray) -> np.ndarray | None:
     packs the most ink into one row. None when no row band as tall as the largest drift
     covers the piece's width: no line at any of these slopes (a digit's own piece, often;
     two lines a box apart can share one band)."""
-    found = boxes_level_shift(piece)
+    found = level_shift_pixels(piece)
     return None if found is None else found[0]
 
 
 @functools.lru_cache(maxsize=512)
-def boxes_shifts(pw: int) -> tuple[int, np.ndarray, np.ndarray]:
+def shear_shifts(pw: int) -> tuple[int, np.ndarray, np.ndarray]:
     """level_shift's candidate shifts for a piece ``pw`` wide: (reach, shifts (one row per
     slope), the same transposed and contiguous); read-only (cached)."""
     reach = int(np.ceil(0.07 * pw))  # (at least one row)
@@ -1364,11 +1364,11 @@ def boxes_shifts(pw: int) -> tuple[int, np.ndarray, np.ndarray]:
     return reach, shifts, across
 
 
-def boxes_level_shift(piece: np.ndarray
+def level_shift_pixels(piece: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`level_shift`, and the piece's pixels (``np.nonzero``) it looked at."""
     ph, pw = piece.shape
-    reach, shifts, across = boxes_shifts(pw)
+    reach, shifts, across = shear_shifts(pw)
     # Columns with ink within reach + 1 rows of each row (a maximum filter of the rows,
     # clipped at the piece's edges), by the columns' running counts.
     k = reach + 1
@@ -1389,14 +1389,14 @@ def sheared(piece: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, int]:
     """The piece with column x moved down by ``shift[x]``, cropped to its rows, and the
     first row kept (for :func:`unsheared`)."""
     ys, xs = np.nonzero(piece)
-    out, top = boxes_sheared(ys, xs, shift, piece.shape[1])
+    out, top = sheared_columns(ys, xs, shift, piece.shape[1])
     return out[1:-1], top
 
 
-def boxes_sheared(ys: np.ndarray, xs: np.ndarray, shift: np.ndarray, pw: int
+def sheared_columns(ys: np.ndarray, xs: np.ndarray, shift: np.ndarray, pw: int
                   ) -> tuple[np.ndarray, int]:
     """:func:`sheared` of the piece whose pixels are (ys, xs), ``pw`` wide, with a row of
-    background above and below it (for :func:`boxes_thin_lines`)."""
+    background above and below it (for :func:`thin_lines_padded`)."""
     ys = ys + shift[xs]
     top = int(ys.min())
     ys -= top - 1
@@ -1431,13 +1431,13 @@ def level_lines(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`thin_lines` of a piece whose lines may be a few degrees off level: found in
     the piece sheared level (:func:`level_shift`) and moved back. Returns the piece's
     pixels on the lines and which of its rows hold some of them."""
-    found = boxes_level_shift(piece)
+    found = level_shift_pixels(piece)
     if found is None:
         return np.zeros(piece.shape, bool), np.zeros(piece.shape[0], bool)
     shift, ys, xs = found
-    padded, top = boxes_sheared(ys, xs, shift, piece.shape[1])
+    padded, top = sheared_columns(ys, xs, shift, piece.shape[1])
     flat = padded[1:-1]
-    on = unsheared(flat & boxes_thin_lines(padded)[:, None], shift, top, piece.shape[0]) & piece
+    on = unsheared(flat & thin_lines_padded(padded)[:, None], shift, top, piece.shape[0]) & piece
     return on, on.any(1)
 
 
@@ -1447,10 +1447,10 @@ def thin_lines(piece: np.ndarray) -> np.ndarray:
     five rows wide (a blob's rows are not lines)."""
     padded = np.zeros((piece.shape[0] + 2, piece.shape[1]), bool)
     padded[1:-1] = piece
-    return boxes_thin_lines(padded)
+    return thin_lines_padded(padded)
 
 
-def boxes_thin_lines(padded: np.ndarray) -> np.ndarray:
+def thin_lines_padded(padded: np.ndarray) -> np.ndarray:
     """:func:`thin_lines` of ``padded[1:-1]`` (its first and last rows background)."""
     covered = np.count_nonzero(padded[:-2] | padded[1:-1] | padded[2:], axis=1)
     full = covered >= 0.85 * padded.shape[1]
@@ -2187,7 +2187,7 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
     # Image.fromarray(coverage, "F").reduce(…).resize(…), on Pillow's core images (the
     # same calls, without the copies in and out and the wrappers' checks).
     pixels = np.ascontiguousarray(coverage, dtype=np.float32)
-    image = render_core(pixels)
+    image = pillow_core(pixels)
     if scale < 0.5:
         factor = int(1 / scale) // 1 if scale > 0 else 1
         if factor != 1:  # a reduction by 1 is a copy
@@ -2195,38 +2195,38 @@ def digit_mask(coverage: np.ndarray) -> np.ndarray:
     resample = Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX
     if image.size != size:  # a resize to the same size is a copy
         image = image.resize(size, resample, (0, 0) + image.size)
-    mask = render_pixels(image) > 0.5
+    mask = pixels_of(image) > 0.5
     if not mask.any():
         raise ImageError("no digit found: the ink is too faint or too small")
     return crop_to_ink(mask)
 
 
-RENDER_RAW_F = ("F", 0, 1)  # Pillow's raw layout of a float32 image: rows of 4-byte pixels
+RAW_FLOAT = ("F", 0, 1)  # Pillow's raw layout of a float32 image: rows of 4-byte pixels
 
 
-def render_core(pixels: np.ndarray):
+def pillow_core(pixels: np.ndarray):
     """Pillow's core image ("F") of a C-contiguous float32 array, sharing its memory: what
     ``Image.fromarray(pixels, mode="F").im`` holds, without the copy."""
     h, w = pixels.shape
-    return Image.core.map_buffer(pixels, (w, h), "raw", 0, RENDER_RAW_F)
+    return Image.core.map_buffer(pixels, (w, h), "raw", 0, RAW_FLOAT)
 
 
-def render_pixels(image) -> np.ndarray:
+def pixels_of(image) -> np.ndarray:
     """A core "F" image's pixels as a float32 array: ``np.asarray`` of it, without going
     through bytes (pasted into an array's own memory)."""
     w, h = image.size
     pixels = np.empty((h, w), np.float32)
-    render_core(pixels).paste(image, (0, 0, w, h))
+    pillow_core(pixels).paste(image, (0, 0, w, h))
     return pixels
 
 
-def render_resized(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+def resized_pixels(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
     """``np.asarray(Image.fromarray(pixels, "F").resize(size, resample), np.float32)``, the
     same numbers, for a C-contiguous float32 array (itself when the size is its own)."""
     h, w = pixels.shape
     if size == (w, h):
         return pixels
-    return render_pixels(render_core(pixels).resize(size, resample, (0, 0, w, h)))
+    return pixels_of(pillow_core(pixels).resize(size, resample, (0, 0, w, h)))
 
 
 # The slant of MNIST's digits (horizontal shift per row of the ink's moments, positive
@@ -2262,7 +2262,7 @@ def limit_slant(mask: np.ndarray) -> np.ndarray:
     # Output (x, y) samples input (x + excess·(y − cy), y): the slant drops by ``excess``.
     # Image.transform's call on the core images (into a zeroed image, filling the outside).
     sheared = np.zeros_like(padded)
-    render_core(sheared).transform((0, 0, w + 2 * grow, h), render_core(padded),
+    pillow_core(sheared).transform((0, 0, w + 2 * grow, h), pillow_core(padded),
                                    Image.Transform.AFFINE, (1, excess, -excess * cy, 0, 1, 0),
                                    Image.Resampling.BILINEAR, True)
     out = sheared > 0.5
@@ -2288,7 +2288,7 @@ def limit_aspect(mask: np.ndarray) -> np.ndarray:
     if w <= MNIST_WIDE * h or h < 2:
         return mask
     width = max(1, round(MNIST_WIDE * h))
-    out = render_resized(mask.astype(np.float32, order="C"), (width, h),
+    out = resized_pixels(mask.astype(np.float32, order="C"), (width, h),
                          Image.Resampling.BOX) > 0.5
     if not out.any():
         return mask
@@ -2300,7 +2300,7 @@ def fit_box(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    pixels = render_resized(mask.astype(np.float32, order="C"), size, Image.Resampling.BOX)
+    pixels = resized_pixels(mask.astype(np.float32, order="C"), size, Image.Resampling.BOX)
     return np.clip(pixels, 0, 1)
 
 
@@ -2361,7 +2361,7 @@ def squared_distances(mask: np.ndarray) -> np.ndarray:
     distance found so far can do better: a few shifts for strokes a few pixels deep."""
     h, w = mask.shape
     if w > 255:
-        return render_squared_distances_wide(mask)
+        return squared_distances_wide(mask)
     # The rows' distances in uint8 (accumulating bytes is several times faster): the
     # column of each row's last background pixel at or before each pixel, from the left
     # and (in the reversed row) from the right.
@@ -2391,7 +2391,7 @@ def squared_distances(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_squared_distances_wide(mask: np.ndarray) -> np.ndarray:
+def squared_distances_wide(mask: np.ndarray) -> np.ndarray:
     """``squared_distances`` of a mask wider than 255 columns (in int32 throughout)."""
     h, w = mask.shape
     cols = np.arange(w, dtype=np.int32)
@@ -2437,7 +2437,7 @@ def normalize_stroke_width(mask: np.ndarray, *, always: bool = False) -> np.ndar
     else:
         out = np.zeros((mask.shape[0] + 2 * radius, mask.shape[1] + 2 * radius), bool)
         out[radius:-radius, radius:-radius] = mask  # np.pad(mask, radius)
-        out = render_dilated(out, radius)
+        out = dilated_by_disk(out, radius)
     if np.count_nonzero(out) < 0.2 * np.count_nonzero(mask):
         return mask  # thinning would erase the digit
     return crop_to_ink(out)
@@ -2469,7 +2469,7 @@ def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray
     if radius < 1:
         return mask
     # Where a disk of that radius fits (the opening): erosion is a depth above the radius.
-    opened = render_dilated(squared > radius * radius, radius)
+    opened = dilated_by_disk(squared > radius * radius, radius)
     thin = padded & ~opened
     if np.count_nonzero(thin) < 0.1 * np.count_nonzero(padded):
         return mask
@@ -2482,7 +2482,7 @@ def thicken_thin_parts(mask: np.ndarray, padded: np.ndarray, squared: np.ndarray
     return crop_to_ink(out)
 
 
-def render_dilated(points: np.ndarray, radius: int) -> np.ndarray:
+def dilated_by_disk(points: np.ndarray, radius: int) -> np.ndarray:
     """``ndimage.binary_dilation(points, structure=disk_of(radius))``, the same pixels: those
     within ``radius`` of a point (x² + y² ≤ radius², outside the array no points), from
     the distance along each row to the row's nearest point (``near``, in bytes) and the
