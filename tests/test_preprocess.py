@@ -809,3 +809,25 @@ def test_a_heic_photos_orientation_is_applied_once():
     exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to view
     data = heic(Image.new("RGB", (200, 100), "white"), exif=exif.tobytes())
     assert decode_image(data).size == (100, 200)
+
+
+def test_the_fast_distance_transform_and_disk_dilation_match_scipy():
+    """squared_distances (byte-wide rows and the wide fallback) and dilated_by_disk are
+    SciPy's distance transform squared and binary_dilation by disk_of, exactly."""
+    from scipy import ndimage
+
+    from mlplab.preprocess import dilated_by_disk, disk_of, squared_distances
+
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        h, w = int(rng.integers(4, 60)), int(rng.choice([int(rng.integers(4, 60)), 300]))
+        seeds = rng.random((h, w)) < 0.03
+        mask = ndimage.binary_dilation(seeds, iterations=int(rng.integers(1, 4)))
+        mask[[0, -1], :] = False  # the frame is background, as squared_distances asks
+        mask[:, [0, -1]] = False
+        expected = np.rint(ndimage.distance_transform_edt(mask) ** 2).astype(np.int64)
+        assert np.array_equal(squared_distances(mask).astype(np.int64), expected), trial
+        points = rng.random((h, w)) < 0.02
+        radius = int(rng.integers(1, 5))
+        assert np.array_equal(dilated_by_disk(points, radius),
+                              ndimage.binary_dilation(points, structure=disk_of(radius))), trial
