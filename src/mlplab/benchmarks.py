@@ -439,35 +439,26 @@ def host_speed(*, epochs: int = 3, n: int = 60_000) -> dict:
 
     Shared hosts vary (this one ran the same code 2-4× slower on some days than on others),
     so an absolute target like "under 5 ms" is read beside a reference workload timed in
-    the same run: the lab's Keras fit epoch, whose time on the reference machine kind is
-    REFERENCE_FIT_EPOCH_S. The data are random (an epoch's time does not depend on the
-    values), so no dataset is needed. ``speed`` is reference / measured: 0.25 means this
-    host ran at a quarter of the reference speed, and ``at_reference(ms)`` = ms × speed.
+    the same run: the lab's Keras fit epoch (``_run_keras``, as ``mlplab bench`` times it),
+    whose time on the reference machine kind is REFERENCE_FIT_EPOCH_S. The images are
+    random (an epoch's time does not depend on the values), so no real dataset is needed.
+    ``speed`` is reference / measured: 0.25 means this host ran at a quarter of the
+    reference speed, and ``at_reference(ms)`` = ms × speed.
     """
-    import keras
     import numpy as np
 
+    from mlplab.data import Dataset
+    from mlplab.models import LAB_MODELS
+
     rng = np.random.default_rng(0)
-    x = rng.random((n, 784), dtype=np.float32)
-    y = keras.utils.to_categorical(rng.integers(0, 10, n), 10)
-    x_val = rng.random((n // 6, 784), dtype=np.float32)
-    y_val = keras.utils.to_categorical(rng.integers(0, 10, n // 6), 10)
-    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64, activation="tanh"),
-                              keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
-    seconds: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.t)
-
-    model.fit(x, y, batch_size=64, epochs=epochs, validation_data=(x_val, y_val), verbose=0,
-              callbacks=[Timer()])
+    digits = [rng.integers(0, 256, (k, 28, 28), dtype=np.uint8) for k in (n, n // 6)]
+    labels = [rng.integers(0, 10, k, dtype=np.uint8) for k in (n, n // 6)]
+    dataset = Dataset("random", digits[0], labels[0], digits[1], labels[1])
+    m = Measurement("keras", LABELS["keras"])
+    _run_keras(m, LAB_MODELS["model_1"].with_overrides(epochs=epochs), dataset,
+               time.perf_counter())
     # The first epoch compiles; of the rest, the best (other work only ever adds time).
-    epoch = min(seconds[1:] or seconds) * 60_000 / n
+    epoch = min(m.epoch_seconds[1:] or m.epoch_seconds) * 60_000 / n
     return {"fit_epoch_s": epoch, "reference_fit_epoch_s": REFERENCE_FIT_EPOCH_S,
             "speed": REFERENCE_FIT_EPOCH_S / epoch}
 
