@@ -121,3 +121,27 @@ def test_host_speed_is_the_reference_epoch_over_this_hosts():
     assert h["reference_fit_epoch_s"] == REFERENCE_FIT_EPOCH_S
     assert h["fit_epoch_s"] > 0
     assert h["speed"] == pytest.approx(REFERENCE_FIT_EPOCH_S / h["fit_epoch_s"])
+
+
+def test_host_speed_does_not_import_tensorflow(monkeypatch):
+    """keras.utils.set_random_seed imports TensorFlow whenever it is installed (seconds, and
+    its C++ log lines on stderr); the JAX timing run must not even look for it."""
+    import sys
+
+    from mlplab.benchmarks import host_speed
+
+    looked: list[str] = []
+
+    class Watch:
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] == "tensorflow":
+                looked.append(name)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Watch(), *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    import keras.src.utils.module_utils as module_utils
+
+    monkeypatch.setattr(module_utils.tensorflow, "module", None)  # not yet imported
+    host_speed(epochs=1, n=600)
+    assert looked == []

@@ -113,11 +113,13 @@ def _run_keras(m: Measurement, config, dataset, start: float) -> None:
     """The seed lab's plain Keras code: to_categorical, Sequential, compile, fit."""
     import keras
 
+    from mlplab.models import seed_everything
+
     x_train = dataset.x_train.reshape(-1, 784).astype("float32") / 255
     x_test = dataset.x_test.reshape(-1, 784).astype("float32") / 255
     y_train = keras.utils.to_categorical(dataset.y_train, 10)
     y_test = keras.utils.to_categorical(dataset.y_test, 10)
-    keras.utils.set_random_seed(config.seed)
+    seed_everything(config.seed)  # keras.utils.set_random_seed, minus its TensorFlow import
     layers = [keras.Input((784,))]
     layers += [keras.layers.Dense(u, activation=config.activation) for u in config.layers]
     model = keras.Sequential(layers + [keras.layers.Dense(10, activation="softmax")])

@@ -2314,14 +2314,6 @@ def fit_box(mask: np.ndarray) -> np.ndarray:
 MNIST_STROKE = (0.085, 0.125, 0.16)
 
 
-def stroke_ratio(mask: np.ndarray) -> float:
-    """The mask's stroke width as a fraction of its longest side."""
-    _, _, depth = ridge_depths(mask)
-    if depth is None:
-        return MNIST_STROKE[1]
-    return width_ratio(depth, mask)
-
-
 def width_ratio(depth: np.ndarray, mask: np.ndarray) -> float:
     """The strokes' mean width (twice the ridge's mean depth, less the centre pixel) as a
     fraction of the mask's longest side."""
