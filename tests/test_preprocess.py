@@ -560,6 +560,42 @@ def test_fill_holes_is_scipys_binary_fill_holes(h, w, density, seed):
     assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
 
 
+@given(st.integers(1, 6000), st.sampled_from(["float32", "float64"]),
+       st.sampled_from(["uniform", "levels", "beyond", "ties"]), st.integers(0, 2**32 - 1))
+@settings(max_examples=150, deadline=None)
+def test_counted_ranks_and_otsu_are_the_sorted_ones(n, dtype, kind, seed):
+    """kth, kth_pair and otsu_of count values into bins on large arrays instead of sorting
+    them: the same answers as from the sorted values, at every rank, whatever the values
+    (bin edges exactly, values past 0-1, many equal ones)."""
+    from mlplab.preprocess import OTSU_SCALED_EDGES, kth, kth_pair, kth_sorted, otsu_of, rank_bins
+
+    rng = np.random.default_rng(seed)
+    x = rng.random(n)
+    if kind == "levels":  # on the bins' edges: multiples of 1/64 and of 1/1023
+        x = np.round(x * (64 if seed % 2 else 1023)) / (64 if seed % 2 else 1023)
+    elif kind == "beyond":
+        x = x * 1.4 - 0.2
+    elif kind == "ties":
+        x[: n // 2] = 1.0
+    x = x.astype(dtype)
+    ordered = np.sort(x)
+    counts = rank_bins(x)
+    assert counts[-1] == n
+    for k in {0, 1, 3, n // 4, n // 2, n - 1, n, n + 1, int(rng.integers(0, n))}:
+        low, high = kth_sorted(ordered, k), kth_sorted(ordered, k, largest=True)
+        assert kth(x, k) == low and kth(x, k, largest=True) == high
+        assert kth_pair(x, k) == (low, high)
+    bounds = np.concatenate([[0], ordered.searchsorted(OTSU_SCALED_EDGES[x.dtype]), [n]])
+    hist = np.diff(bounds).astype(np.float64)
+    centres = (np.arange(64) + 0.5) / 64
+    w0 = np.cumsum(hist)
+    w1 = n - w0
+    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1e-9)
+    m1 = ((hist * centres).sum() - np.cumsum(hist * centres)) / np.maximum(w1, 1e-9)
+    expected = centres[int((w0 * w1 * (m0 - m1) ** 2)[:-1].argmax())]
+    assert otsu_of(x) == expected
+
+
 @pytest.mark.parametrize("size", [12, 13, 14, 20, 21])
 def test_a_shadows_edge_leaves_the_same_faint_line_for_any_window(size):
     """Lit paper beside a shadow's soft edge (white-on-black, as the pipeline sees it): the
