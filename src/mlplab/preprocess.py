@@ -594,8 +594,9 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
-    sample = grey[::2, ::2]
-    level, paper = median(sample[sample <= t]), median(sample[sample > t])
+    sample = np.sort(grey[::2, ::2], axis=None)  # (sorted once for both medians)
+    split = int(sample.searchsorted(t, side="right"))  # values <= t, then those > t
+    level, paper = median_sorted(sample[:split]), median_sorted(sample[split:])
     gap = paper - level
     if gap < 0.15:
         return grey, 0.0
