@@ -477,6 +477,44 @@ def test_a_screenshots_home_indicator_is_not_part_of_the_digit(sample):
         assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
 
 
+@pytest.mark.parametrize("light", [True, False])
+def test_a_small_canvas_in_a_drawing_apps_screenshot_is_not_the_digit(sample, light):
+    """A drawing app's canvas covering 4-10% of a screenshot, near the window's bottom edge
+    (in the band the border is judged by): a black canvas with a white brush in a light
+    window, or white with black in a dark one. Before, a canvas under 10% of the frame was
+    never looked for, and one near the edge made the light window a "sheet" with the canvas
+    as its hole: the canvas came out as the digit, a box (overlap 0.1-0.3)."""
+    from mlplab.userstyle import coverage, encode
+
+    for digit in sample.x_test[:4]:
+        window = np.full((800, 1280), 0.93 if light else 0.16, np.float32)
+        window[:36] = 0.84 if light else 0.1  # the title bar
+        window[56:92, 30:140] = window[56:92, 160:270] = 0.5  # buttons
+        cov = coverage(digit, 220)
+        canvas = np.full((260, 260), 0.0 if light else 1.0, np.float32)
+        canvas[20:240, 20:240] = canvas[20:240, 20:240] * (1 - cov) + (1.0 if light else 0.0) * cov
+        window[528:788, 700:960] = canvas  # 12 px above the window's bottom edge
+        out = preprocess_bytes(encode(window)) > 0.5
+        ref = to_mnist(cov) > 0.5
+        assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
+
+
+def test_a_bold_digit_the_sharper_look_loses_keeps_the_first_look(sample):
+    """A bold digit (t10k's 6 #2156, brush 3 px), small on a drawing app's black
+    canvas in a light window: the sharper look at its crop, where the digit fills the crop
+    and its blob is as wide as the background's window, took most of it for background and
+    kept a corner (the 6 came out as a 7, overlap 0.2); then the first look's digit stays."""
+    from mlplab.userstyle import coverage, encode
+
+    window = np.full((800, 1280), 238 / 255, np.float32)
+    cov = coverage(sample.x_test[2156], 379, thickness=2)
+    window[298:731, 288:721] = 0.0
+    window[325:704, 315:694] = cov
+    out = preprocess_bytes(encode(window)) > 0.5
+    ref = to_mnist(cov) > 0.5
+    assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
+
+
 def test_a_notes_apps_title_above_a_thin_one_is_not_part_of_the_digit(sample):
     """A phone notes app's screenshot of a thin 1 under the note's bold title: the title's
     letters are far from the digit and far lower than it, and dropped whatever their ink

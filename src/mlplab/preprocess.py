@@ -273,9 +273,18 @@ def image_to_mnist(image: Image.Image, *, normalize_stroke: bool = False) -> np.
             box=(box[0] / scale, box[1] / scale, min(box[2] / scale, grey.shape[1]),
                  min(box[3] / scale, grey.shape[0]))), np.float32) / 255
         try:
-            coverage, _ = isolate_ink(crop, inverted=inverted, guide=found)
+            sharper, (top2, bottom2, left2, right2, *_) = isolate_ink(
+                crop, inverted=inverted, guide=found)
         except ImageError:
             pass  # keep the first pass's digit
+        else:
+            # Unless the sharper look lost most of it, both ways (a bold digit filling the
+            # crop, its strokes as wide as the background's window, is taken for the
+            # background, and only a corner is left): a line or shadow taken off is one way.
+            k = crop.shape[0] * scale / (box[3] - box[1])  # crop pixels per first-pass one
+            if (bottom2 - top2) >= 0.6 * k * (bottom - top) or \
+                    (right2 - left2) >= 0.6 * k * (right - left):
+                coverage = sharper
     return render(untilt(coverage, tilt), normalize_stroke=normalize_stroke)
 
 
@@ -540,6 +549,9 @@ def local_departure(grey: np.ndarray, k: int) -> float:
     return ink_departure(grey, rows[:, x0] * (1 - tx) + rows[:, x1] * tx, k)
 
 
+SHEET_MIN = 0.04  # of the frame: the smallest sheet or canvas looked for (a screenshot's)
+
+
 def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """:func:`mask_desk` for a light sheet on a darker desk, or else for a dark one in a
     light surround: a drawing app's black canvas in a light window (a screenshot)."""
@@ -549,7 +561,7 @@ def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
     negative = 1.0 - grey
     # (Cheaply first) a canvas lies inside the frame and fills its box; strokes do not.
     region = negative > otsu(negative)
-    if not 0.1 <= fraction(region) < 0.995 or touches_frame(region):
+    if not SHEET_MIN <= fraction(region) < 0.995 or touches_frame(region):
         return grey, 0.0
     labels, n, window = label8(region)
     largest = labels == 1 + int(np.argmax(np.bincount(labels[window].ravel())[1:]))
@@ -590,7 +602,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     lit = fraction(bright)
     few = max(5, grey.size // 2000)  # pixels: fewer are noise, not a digit's strokes
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if fraction(border < t) < 0.01 or not 0.1 < lit < 0.995:
+    if fraction(border < t) < 0.01 or not SHEET_MIN < lit < 0.995:
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
@@ -608,7 +620,10 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     # Round a sheet lies the desk, mostly darker: a strip of a notebook page between two
     # dark ruled lines is surrounded by more of the page.
     outside = ~filled
-    if np.count_nonzero(bright & outside) > 0.5 * np.count_nonzero(outside):
+    # No desk at all: the "sheet" fills the frame, and what is dark at the border lies
+    # inside it (a drawing app's canvas near a light window's edge, taken for a hole).
+    if not outside.any() or \
+            np.count_nonzero(bright & outside) > 0.5 * np.count_nonzero(outside):
         return grey, 0.0
     # And the desk (the dark outside) is a region, a strip or a corner, not the ends of a
     # grid's or a ruling's darker lines where they meet the frame: much of it survives a
@@ -652,7 +667,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
         # a drawing app's canvas in a dark window may hold a quarter of its area in ink,
         # and an upright one inside the frame (a screenshot's) 40% (a thick brush's digit).
         share = 0.4 if upright_inside(filled) else 0.25
-        if not (0.1 * grey.size <= area and share * area >= holes >= few and
+        if not (SHEET_MIN * grey.size <= area and share * area >= holes >= few and
                 area >= 0.84 * rotated_box_area(filled) and
                 edge_alignment(filled) >= 0.7):
             return grey, 0.0
