@@ -515,6 +515,22 @@ def test_a_bold_digit_the_sharper_look_loses_keeps_the_first_look(sample):
     assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
 
 
+def test_a_bold_digit_cropped_to_its_ink_is_not_taken_for_ruled_lines(sample):
+    """A photo cropped tight round a bold 0 (its arcs touch the frame): every row of the
+    crop has ink across 60% of it or more, which looked like thick ruled lines in both
+    directions; only the corners were left (the 0 came out as "11"). Lines are thin."""
+    from mlplab.userstyle import coverage, encode
+
+    zeros = sample.x_test[np.flatnonzero(sample.y_test == 0)[:6]]
+    for digit in zeros:
+        cov = coverage(digit, 280, thickness=1)
+        ys, xs = np.nonzero(cov > 0.2)
+        crop = cov[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        out = preprocess_bytes(encode(0.95 * (1 - crop) + 0.05 * crop)) > 0.5
+        ref = to_mnist(np.pad(crop, 60)) > 0.5
+        assert shifted_overlap(out, ref) >= 0.7, shifted_overlap(out, ref)
+
+
 def test_a_notes_apps_title_above_a_thin_one_is_not_part_of_the_digit(sample):
     """A phone notes app's screenshot of a thin 1 under the note's bold title: the title's
     letters are far from the digit and far lower than it, and dropped whatever their ink

@@ -959,6 +959,7 @@ def remove_ruled_lines(flat: np.ndarray, strong: np.ndarray) -> np.ndarray | Non
 
 
 LONG_LINE = 0.6  # of the frame's width (height): a ruled line, a margin, a page's edge
+LINE_WIDTH, LINE_WIDTH_MIN = 0.12, 6  # the widest a line is: of the frame, in pixels
 
 
 def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndarray | None:
@@ -1007,11 +1008,22 @@ def long_lines(flat: np.ndarray, cut: float, *, margin: bool = False) -> np.ndar
         on = np.zeros(len(paired) + 1, bool)  # (pair i is rows i and i + 1)
         on[:-1] = paired
         on[1:] |= paired
-        band = line_band(on, h, w, best, lo, shifts)
         ends = np.zeros(len(on) + 1, bool)  # (where ``on`` starts or stops)
         ends[:-1] = on
         ends[1:] ^= on
         edges = np.flatnonzero(ends)
+        # A line is thin: rows that wide are a bold digit's strokes filling a tight crop
+        # (a 0's arcs, row after row across most of the frame), not a ruling.
+        thick = edges[1::2] - edges[::2] > max(LINE_WIDTH_MIN, LINE_WIDTH * h)
+        if thick.any():
+            for start, stop in zip(edges[::2][thick], edges[1::2][thick], strict=True):
+                on[start:stop] = False
+            edges = np.concatenate([edges[::2][~thick], edges[1::2][~thick]])
+            edges.sort()
+            if not edges.size:
+                found.append(None)
+                continue
+        band = line_band(on, h, w, best, lo, shifts)
         found.append((band, len(edges) // 2, int(profile.max()), w,
                       int((edges[1::2] - edges[::2]).max())))
     lines = np.zeros(strong.shape, bool)
