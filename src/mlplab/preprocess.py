@@ -552,6 +552,14 @@ def local_departure(grey: np.ndarray, k: int) -> float:
 SHEET_MIN = 0.04  # of the frame: the smallest sheet or canvas looked for (a screenshot's)
 
 
+def solid(region: np.ndarray) -> bool:
+    """Whether a region that small (under a tenth of the frame) can be a sheet or canvas:
+    half of it survives a 3×3 erosion (a digit's strokes, the other small bright or dark
+    region there is, mostly do not: looked at no further). Larger regions are."""
+    count = np.count_nonzero(region)
+    return count >= 0.1 * region.size or np.count_nonzero(erode3(region)) >= 0.5 * count
+
+
 def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """:func:`mask_desk` for a light sheet on a darker desk, or else for a dark one in a
     light surround: a drawing app's black canvas in a light window (a screenshot)."""
@@ -561,7 +569,8 @@ def mask_surround(grey: np.ndarray) -> tuple[np.ndarray, float]:
     negative = 1.0 - grey
     # (Cheaply first) a canvas lies inside the frame and fills its box; strokes do not.
     region = negative > otsu(negative)
-    if not SHEET_MIN <= fraction(region) < 0.995 or touches_frame(region):
+    if not SHEET_MIN <= fraction(region) < 0.995 or touches_frame(region) or \
+            not solid(region):
         return grey, 0.0
     labels, n, window = label8(region)
     largest = labels == 1 + int(np.argmax(np.bincount(labels[window].ravel())[1:]))
@@ -602,7 +611,7 @@ def mask_desk(grey: np.ndarray) -> tuple[np.ndarray, float]:
     lit = fraction(bright)
     few = max(5, grey.size // 2000)  # pixels: fewer are noise, not a digit's strokes
     # Some of the frame darker than the threshold, a large bright region inside it.
-    if fraction(border < t) < 0.01 or not SHEET_MIN < lit < 0.995:
+    if fraction(border < t) < 0.01 or not SHEET_MIN < lit < 0.995 or not solid(bright):
         return grey, 0.0
     # The sheet's edge is sharp: few pixels lie between desk and paper (a lighting
     # gradient or a vignette, split in two by the threshold, has them everywhere).
