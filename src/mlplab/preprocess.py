@@ -883,6 +883,7 @@ def isolate_ink(grey: np.ndarray, *, inverted: bool | None = None,
             break
         dropped[frames] = True
     keep[stray_pieces(np.flatnonzero(keep), boxes, sizes, h, w)] = False
+    keep[bars_beside(labels, np.flatnonzero(keep), boxes, sizes)] = False
     if not keep.any():
         keep[1 + int(np.argmax(sizes))] = True
     if not keep[1:].all():  # (all kept: ``strong`` is already what they cover)
@@ -1592,6 +1593,53 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
         gap = max(box[0].start - mb[0].stop, mb[0].start - box[0].stop,
                   box[1].start - mb[1].stop, mb[1].start - box[1].stop)
         if i != main and sizes[i - 1] < limit * sizes[main - 1] and gap > 0.5 * side:
+            out.append(int(i))
+    return out
+
+
+def bars_beside(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.ndarray
+                ) -> list[int]:
+    """A long straight bar beside the digit: a pen or pencil lying on the page, a ruler's
+    edge. It is straight (its pixels' spread across it 0.2 of that along it at most) and
+    half as wide again as the digit's strokes at least (the body of a pen, not a stroke),
+    clear of the rest of the ink (side by side with it, not above or below: a 7's broken
+    stem is below its bar), longer than the rest by half and beyond it at one end at least,
+    and the rest is the size of a digit (a quarter of the bar's length at least: a 1 beside
+    a speck keeps its 1)."""
+    if len(kept) < 2:
+        return []
+    out = []
+    for i in kept:
+        others = [j for j in kept if j != i]
+        box = boxes[i - 1]
+        rest = [boxes[j - 1] for j in others]
+        top, bottom = min(b[0].start for b in rest), max(b[0].stop for b in rest)
+        left, right = min(b[1].start for b in rest), max(b[1].stop for b in rest)
+        bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
+        if bh >= bw:  # upright: beside the rest to its left or right, beyond it up and down
+            length, span = bh, bottom - top
+            gap = max(box[1].start - right, left - box[1].stop)
+            ends = (top - box[0].start, box[0].stop - bottom)
+        else:
+            length, span = bw, right - left
+            gap = max(box[0].start - bottom, top - box[0].stop)
+            ends = (left - box[1].start, box[1].stop - right)
+        extent = max(bottom - top, right - left)
+        if not 0.25 * length <= extent <= length / 1.5 or gap < 0.05 * length or \
+                max(ends) < 0.1 * span:
+            continue
+        ys, xs = np.nonzero(labels[box] == i)
+        if ys.size < 3:
+            continue
+        spread = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        if spread[0] > 0.04 * spread[1]:  # (variances: 0.2 in the spread's own units)
+            continue
+        # And wider than the digit's strokes (a pen's body, not a stroke of the pen's:
+        # the upright of a 4 or a 1 drawn apart from the rest is as wide as the rest).
+        width = sizes[i - 1] / np.sqrt(12 * spread[1])  # (area / length, a bar's length)
+        strokes = np.isin(labels, others)
+        outline = np.count_nonzero(strokes & ~erode3(strokes))
+        if width >= 1.5 * 2 * np.count_nonzero(strokes) / max(outline, 1):
             out.append(int(i))
     return out
 
