@@ -636,6 +636,40 @@ def test_opening_is_scipys_grey_opening(h, w, size, seed):
                           ndimage.minimum_filter(a, size=size))
 
 
+@given(st.integers(1, 60), st.integers(1, 60), st.floats(0, 1), st.booleans(),
+       st.integers(0, 2**32 - 1))
+@settings(max_examples=80, deadline=None)
+def test_label_is_scipys_label(h, w, density, strided, seed):
+    """preprocess.label calls SciPy's C labelling directly: the same labels and count as
+    ndimage.label, for 8- and 4-connectivity, on views as well as whole arrays."""
+    from scipy import ndimage
+
+    from mlplab.preprocess import CROSS, SQUARE, label
+
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    if strided:
+        mask = mask[::2, 1::2] if min(h, w) > 1 else mask
+    for structure in (SQUARE, CROSS):
+        labels, n = label(mask, structure)
+        expected, m = ndimage.label(mask, structure=structure)
+        assert n == m and np.array_equal(labels, expected)
+
+
+def test_label_falls_back_to_scipys_public_function(monkeypatch):
+    from mlplab import preprocess
+
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise TypeError("a changed private signature")
+
+    monkeypatch.setattr(preprocess, "private_label", lambda: broken)
+    mask = np.eye(5, dtype=bool) | np.eye(5, dtype=bool)[::-1]
+    labels, n = preprocess.label(mask, preprocess.CROSS)
+    assert calls and n == 9 and labels.max() == 9
+
+
 @given(st.integers(1, 40), st.integers(1, 40), st.floats(0, 1), st.integers(0, 2**32 - 1))
 @settings(max_examples=60, deadline=None)
 def test_fill_holes_is_scipys_binary_fill_holes(h, w, density, seed):
