@@ -117,10 +117,31 @@ def test_bench_predict_prints_the_host_speed_and_both_verdicts(monkeypatch, caps
 def test_host_speed_is_the_reference_epoch_over_this_hosts():
     from mlplab.benchmarks import REFERENCE_FIT_EPOCH_S, host_speed
 
-    h = host_speed(epochs=2, n=1200)
-    assert h["reference_fit_epoch_s"] == REFERENCE_FIT_EPOCH_S
-    assert h["fit_epoch_s"] > 0
-    assert h["speed"] == pytest.approx(REFERENCE_FIT_EPOCH_S / h["fit_epoch_s"])
+    for isolated in (True, False):
+        h = host_speed(epochs=2, n=1200, isolated=isolated)
+        assert h["reference_fit_epoch_s"] == REFERENCE_FIT_EPOCH_S
+        assert h["fit_epoch_s"] > 0
+        assert h["speed"] == pytest.approx(REFERENCE_FIT_EPOCH_S / h["fit_epoch_s"])
+
+
+def test_host_speed_runs_in_a_fresh_process_and_reports_its_failure(monkeypatch, capsys):
+    """The reference epoch is timed in a process of its own (JAX's thread pool is set when
+    its backend first starts, which other work in this process may have done): a failing
+    one gives None and says why, and bench predict still prints its other lines."""
+    import subprocess
+
+    from mlplab import benchmarks
+
+    seen = []
+
+    def run(args, **kwargs):
+        seen.append(args)
+        return subprocess.CompletedProcess(args, 1, "", "Traceback…\nMemoryError: no room\n")
+
+    monkeypatch.setattr(benchmarks.subprocess, "run", run)
+    assert benchmarks.host_speed(epochs=2, n=600) is None
+    assert seen[0][1:4] == ["-m", "mlplab.benchmarks", "host-speed"]
+    assert "host speed not measured: MemoryError: no room" in capsys.readouterr().err
 
 
 def test_host_speed_does_not_import_tensorflow(monkeypatch):
@@ -143,5 +164,5 @@ def test_host_speed_does_not_import_tensorflow(monkeypatch):
     import keras.src.utils.module_utils as module_utils
 
     monkeypatch.setattr(module_utils.tensorflow, "module", None)  # not yet imported
-    host_speed(epochs=1, n=600)
+    host_speed(epochs=1, n=600, isolated=False)
     assert looked == []

@@ -436,7 +436,7 @@ def bench_predict(*, run: str | None = None, repeats: int = 200) -> dict:
 REFERENCE_FIT_EPOCH_S = 0.33
 
 
-def host_speed(*, epochs: int = 3, n: int = 60_000) -> dict:
+def host_speed(*, epochs: int = 3, n: int = 60_000, isolated: bool = True) -> dict | None:
     """How fast this host runs now, against the machine kind the targets were set on.
 
     Shared hosts vary (this one ran the same code 2-4× slower on some days than on others),
@@ -446,7 +446,22 @@ def host_speed(*, epochs: int = 3, n: int = 60_000) -> dict:
     random (an epoch's time does not depend on the values), so no real dataset is needed.
     ``speed`` is reference / measured: 0.25 means this host ran at a quarter of the
     reference speed, and ``at_reference(ms)`` = ms × speed.
+
+    ``isolated`` (the default) times it in a fresh process, as plain Keras runs it and as
+    the reference was measured: JAX's CPU backend starts once per process, and one already
+    started here for other work (mlplab's training starts it with one thread for a small
+    model, Keras with one per core) would time the same epoch at 0.25 s or 0.44 s on the
+    same host. None when that process fails (the reason goes to stderr).
     """
+    if isolated:
+        args = [sys.executable, "-m", "mlplab.benchmarks", "host-speed", str(epochs), str(n)]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=1800)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"host speed not measured: {tail[:200]}", file=sys.stderr)
+            return None
+        return json.loads(lines[-1])
     import numpy as np
 
     from mlplab.data import Dataset
@@ -848,12 +863,16 @@ def serve_checks(r: dict) -> list[dict]:
     ]
 
 
-def main() -> None:  # the worker entry point: python -m mlplab.benchmarks worker …
+def main() -> None:  # python -m mlplab.benchmarks worker … | host-speed EPOCHS N
     if len(sys.argv) == 8 and sys.argv[1] == "worker":
         _, _, contender, data, model, epochs, batch_size, seed = sys.argv
         m = worker(contender, data=data, model=model, epochs=int(epochs),
                    batch_size=int(batch_size), seed=int(seed))
         print(json.dumps(asdict(m)))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "host-speed":
+        print(json.dumps(host_speed(epochs=int(sys.argv[2]), n=int(sys.argv[3]),
+                                    isolated=False)))
         return
     raise SystemExit("usage: python -m mlplab.benchmarks worker CONTENDER DATA MODEL EPOCHS "
                      "BATCH SEED (use `mlplab bench` instead)")
