@@ -1714,18 +1714,24 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
     for i in kept:
         others = [j for j in kept if j != i]
         box = boxes[i - 1]
-        top = min(boxes[j - 1][0].start for j in others)
         bottom = max(boxes[j - 1][0].stop for j in others)
         left = min(boxes[j - 1][1].start for j in others)
         right = max(boxes[j - 1][1].stop for j in others)
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
-        encloses = (box[0].start < top and bottom < box[0].stop and box[1].start < left
-                    and right < box[1].stop)  # (with a gap: a 7's bar is not inside the 7)
-        # (What it encloses is a digit's worth of ink: a speck inside a thin digit's arc
-        # does not make the digit a frame.)
-        if encloses and sizes[i - 1] < 0.35 * bh * bw and \
-                sum(sizes[j - 1] for j in others) >= 0.15 * sizes[i - 1]:
-            out.append(int(i))
+        # The pieces it encloses, with a gap (a 7's bar is not inside the 7): all of them,
+        # or, on a form, the digit in its box, the form's label and other boxes outside.
+        inside = [j for j in others if box[0].start < boxes[j - 1][0].start and
+                  boxes[j - 1][0].stop < box[0].stop and box[1].start < boxes[j - 1][1].start
+                  and boxes[j - 1][1].stop < box[1].stop]
+        held = sum(sizes[j - 1] for j in inside)
+        # (What it encloses is a digit's worth of ink, and spans a third of it one way or
+        # the other: a speck inside a thin digit's arc does not make the digit a frame.)
+        if inside and sizes[i - 1] < 0.35 * bh * bw and held >= 0.15 * sizes[i - 1] and \
+                (max(boxes[j - 1][0].stop for j in inside) -
+                 min(boxes[j - 1][0].start for j in inside) >= bh / 3 or
+                 max(boxes[j - 1][1].stop for j in inside) -
+                 min(boxes[j - 1][1].start for j in inside) >= bw / 3):
+            out += [int(i)] + [int(j) for j in others if j not in inside]
             continue
         ys, xs = np.nonzero(labels[box] == i)
         if len(ys) < 8:
@@ -1739,7 +1745,7 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
         if below and np.sqrt(12 * major) > 0.6 * (right - left) and \
                 sizes[i - 1] < sum(sizes[j - 1] for j in others):
             out.append(int(i))
-    return out if len(out) < len(kept) else []
+    return sorted(set(out)) if len(set(out)) < len(kept) else []
 
 
 def noise_above(grey: np.ndarray, limit: float) -> bool:
