@@ -1596,6 +1596,19 @@ def stray_pieces(kept: np.ndarray, boxes: list, sizes: np.ndarray, h: int, w: in
     return out
 
 
+def against_the_rest(kept: np.ndarray, boxes: list):
+    """For each kept piece i (when there are two or more): i, the other kept pieces, and
+    (top, bottom, left, right) of their bounding boxes together (``boxes[i - 1]`` is
+    piece i's)."""
+    if len(kept) < 2:
+        return
+    for i in kept:
+        others = [j for j in kept if j != i]
+        rest = [boxes[j - 1] for j in others]
+        yield i, others, (min(b[0].start for b in rest), max(b[0].stop for b in rest),
+                          min(b[1].start for b in rest), max(b[1].stop for b in rest))
+
+
 def bars_beside(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.ndarray
                 ) -> list[int]:
     """A long straight bar beside the digit: a pen or pencil lying on the page, a ruler's
@@ -1605,15 +1618,9 @@ def bars_beside(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.nda
     stem is below its bar), longer than the rest by half and beyond it at one end at least,
     and the rest is the size of a digit (a quarter of the bar's length at least: a 1 beside
     a speck keeps its 1)."""
-    if len(kept) < 2:
-        return []
     out = []
-    for i in kept:
-        others = [j for j in kept if j != i]
+    for i, others, (top, bottom, left, right) in against_the_rest(kept, boxes):
         box = boxes[i - 1]
-        rest = [boxes[j - 1] for j in others]
-        top, bottom = min(b[0].start for b in rest), max(b[0].stop for b in rest)
-        left, right = min(b[1].start for b in rest), max(b[1].stop for b in rest)
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
         if bh >= bw:  # upright: beside the rest to its left or right, beyond it up and down
             length, span = bh, bottom - top
@@ -1708,15 +1715,9 @@ def frames_and_lines(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: n
                      ) -> list[int]:
     """Kept pieces that are a box drawn around the digit or a straight line under it (an
     underline, a form's field): not part of the digit when something else is there."""
-    if len(kept) < 2:
-        return []
     out = []
-    for i in kept:
-        others = [j for j in kept if j != i]
+    for i, others, (_, bottom, left, right) in against_the_rest(kept, boxes):
         box = boxes[i - 1]
-        bottom = max(boxes[j - 1][0].stop for j in others)
-        left = min(boxes[j - 1][1].start for j in others)
-        right = max(boxes[j - 1][1].stop for j in others)
         bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
         # The pieces it encloses, with a gap (a 7's bar is not inside the 7): all of them,
         # or, on a form, the digit in its box, the form's label and other boxes outside.
