@@ -22,6 +22,7 @@ import functools
 import io
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -350,9 +351,21 @@ def untilt(coverage: np.ndarray, tilt: float) -> np.ndarray:
 def kth(x: np.ndarray, k: int, *, largest: bool = False) -> float:
     """The k-th smallest (or largest) value of ``x`` in [0, 1] to 1/1024 (rounded down into
     one of 1,024 bins)."""
+    return ranks(x)(k, largest=largest)
+
+
+def kth_pair(x: np.ndarray, k: int) -> tuple[float, float]:
+    """``kth(x, k)`` and ``kth(x, k, largest=True)``, sorting or counting ``x`` once."""
+    ranked = ranks(x)
+    return ranked(k), ranked(k, largest=True)
+
+
+def ranks(x: np.ndarray) -> Callable[..., float]:
+    """``kth`` for any k of ``x``: from its values counted into the bins (large float
+    arrays) or else sorted."""
     if x.size >= BINNED_MIN and x.dtype in (np.float32, np.float64):
-        return kth_binned(rank_bins(x), k, largest=largest)
-    return kth_sorted(np.sort(x.ravel()), k, largest=largest)
+        return functools.partial(kth_binned, rank_bins(x))
+    return functools.partial(kth_sorted, np.sort(x.ravel()))
 
 
 BINNED_MIN = 2_000  # values: from here, counting into bins beats a sort (4-8× at 25k)
@@ -370,12 +383,19 @@ def rank_bins(x: np.ndarray) -> np.ndarray:
 
 def kth_binned(counts: np.ndarray, k: int, *, largest: bool = False) -> float:
     """:func:`kth_sorted` from :func:`rank_bins`'s counts instead of the sorted values."""
-    n = int(counts[-1])
+    # (The first bin past ``rank`` values.)
+    return kth_of_bins(int(counts[-1]), k, largest,
+                       lambda rank: int(counts.searchsorted(rank, side="right")))
+
+
+def kth_of_bins(n: int, k: int, largest: bool, bin_of: Callable[[int], int]) -> float:
+    """The k-th smallest (largest) of n values to 1/1024, given the bin (0-1023) of the
+    value of each rank."""
     rank = n - 1 - k if largest else k
-    if not 0 <= rank < n:
+    if not 0 <= rank < n:  # past either end: as the histogram's search gave
         i = 1024 if k >= n else 0
     else:
-        i = int(counts.searchsorted(rank, side="right"))  # the first bin past ``rank`` values
+        i = bin_of(rank)
         if largest:
             i = 1023 - i
     value = min(i, 1023) / 1023.0
@@ -389,15 +409,9 @@ def kth_sorted(ordered: np.ndarray, k: int, *, largest: bool = False) -> float:
     the k-th smallest value: one sort (vectorised, and unhurt by a clean image's many
     equal values, unlike ``np.partition``) instead of a 1,024-bin histogram of every pixel.
     """
-    rank = ordered.size - 1 - k if largest else k
-    if not 0 <= rank < ordered.size:  # past either end: as the histogram's search gave
-        i = 1024 if k >= ordered.size else 0
-    else:
-        i = min(max(int(ordered[rank] * 1023.0), 0), 1023)  # in x's precision, as its bins
-        if largest:
-            i = 1023 - i
-    value = min(i, 1023) / 1023.0
-    return 1.0 - value if largest else value
+    # (The value's bin in x's precision, as the counted bins.)
+    return kth_of_bins(ordered.size, k, largest,
+                       lambda rank: min(max(int(ordered[rank] * 1023.0), 0), 1023))
 
 
 def median(x: np.ndarray) -> float:
@@ -514,15 +528,6 @@ def ink_departure(grey: np.ndarray, local: np.ndarray, k: int) -> float:
     return (0.5 - darkest) - (brightest - 0.5)
 
 
-def kth_pair(x: np.ndarray, k: int) -> tuple[float, float]:
-    """``kth(x, k)`` and ``kth(x, k, largest=True)``, sorting or counting ``x`` once."""
-    if x.size >= BINNED_MIN and x.dtype in (np.float32, np.float64):
-        counts = rank_bins(x)
-        return kth_binned(counts, k), kth_binned(counts, k, largest=True)
-    ordered = np.sort(x.ravel())
-    return kth_sorted(ordered, k), kth_sorted(ordered, k, largest=True)
-
-
 def local_departure(grey: np.ndarray, k: int) -> float:
     """:func:`ink_departure` from a local background: the median of overlapping windows (a
     third of the short side, at half-window steps) of a ~40-px copy, interpolated back:
@@ -553,9 +558,9 @@ SHEET_MIN = 0.04  # of the frame: the smallest sheet or canvas looked for (a scr
 
 
 def solid(region: np.ndarray) -> bool:
-    """Whether a region that small (under a tenth of the frame) can be a sheet or canvas:
+    """Whether a region can be a sheet or canvas: one under a tenth of the frame only when
     half of it survives a 3×3 erosion (a digit's strokes, the other small bright or dark
-    region there is, mostly do not: looked at no further). Larger regions are."""
+    region an image has, mostly do not, and are looked at no further). Larger ones can."""
     count = np.count_nonzero(region)
     return count >= 0.1 * region.size or np.count_nonzero(erode3(region)) >= 0.5 * count
 
@@ -1637,12 +1642,12 @@ def bars_beside(labels: np.ndarray, kept: np.ndarray, boxes: list, sizes: np.nda
         ys, xs = np.nonzero(labels[box] == i)
         if ys.size < 3:
             continue
-        spread = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
-        if spread[0] > 0.04 * spread[1]:  # (variances: 0.2 in the spread's own units)
+        minor, major = spreads(ys, xs)
+        if minor > 0.04 * major:  # (variances: 0.2 in the spread's own units)
             continue
         # And wider than the digit's strokes (a pen's body, not a stroke of the pen's:
         # the upright of a 4 or a 1 drawn apart from the rest is as wide as the rest).
-        width = sizes[i - 1] / np.sqrt(12 * spread[1])  # (area / length, a bar's length)
+        width = sizes[i - 1] / np.sqrt(12 * major)  # (area / length, a bar's length)
         strokes = np.isin(labels, others)
         outline = np.count_nonzero(strokes & ~erode3(strokes))
         if width >= 1.5 * 2 * np.count_nonzero(strokes) / max(outline, 1):
@@ -1973,7 +1978,6 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes(mask)`` (the same pixels): the mask and the pieces of
     its background (4-connected, as SciPy's) that do not reach the frame. One labelling,
     instead of SciPy's dilation repeated until it stops changing (several times slower)."""
-
     labels, n = label(~mask, CROSS)
     return ~pieces_at_frame(labels, n)[labels]
 
@@ -2093,12 +2097,11 @@ def private_label():
         fn = _ni_label._label
         check = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]], bool)
         out = np.empty(check.shape, np.int32)
-        n = fn(check, np.ones((3, 3), bool), out)
-        labels, m = ndimage.label(check, structure=np.ones((3, 3), bool))
+        n = fn(check, SQUARE, out)
+        labels, m = ndimage.label(check, structure=SQUARE)
         return fn if n == m and np.array_equal(out, labels) else None
     except Exception:
         return None
-
 
 
 def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
@@ -2106,7 +2109,6 @@ def label8(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[slice, slice]]:
     holding them all: labelled on the mask's bounding box only, several times faster for
     a digit on a larger page. The labels are the same: pieces are numbered in the raster
     order of their first pixel, which a crop keeps."""
-
     rows = mask.any(1)  # (bbox's, and whether there is any)
     top = int(rows.argmax()) if rows.size else 0
     if not rows.size or not rows[top]:
