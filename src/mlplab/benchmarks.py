@@ -223,17 +223,27 @@ def run_worker(contender: str, *, data: str, model: str, epochs: int, batch_size
     env = dict(os.environ)
     if contender == "keras-tensorflow":
         env["KERAS_BACKEND"] = "tensorflow"
-    args = [sys.executable, "-m", "mlplab.benchmarks", "worker", contender, data, model,
-            str(epochs), str(batch_size), str(seed)]
+    result, error = run_json(["worker", contender, data, model, str(epochs), str(batch_size),
+                              str(seed)], env=env, timeout=timeout)
+    if error is not None:
+        return Measurement(contender, LABELS[contender], error=error)
+    return Measurement(**result)
+
+
+def run_json(args: list[str], *, env: dict | None = None, timeout: float = 1800
+             ) -> tuple[dict | None, str | None]:
+    """``python -m mlplab.benchmarks ARGS…`` in a fresh process: the JSON object it prints
+    last, or None and why not (a timeout, or the last line of its stderr)."""
+    command = [sys.executable, "-m", "mlplab.benchmarks", *args]
     try:
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Measurement(contender, LABELS[contender], error=f"timed out after {timeout}s")
+        return None, f"timed out after {timeout}s"
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return Measurement(contender, LABELS[contender], error=tail[:200])
-    return Measurement(**json.loads(lines[-1]))
+        return None, (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    return json.loads(lines[-1]), None
 
 
 def bench_training(*, data: str, model: str = "model_1", epochs: int = 5, batch_size: int = 64,
@@ -454,14 +464,10 @@ def host_speed(*, epochs: int = 3, n: int = 60_000, isolated: bool = True) -> di
     same host. None when that process fails (the reason goes to stderr).
     """
     if isolated:
-        args = [sys.executable, "-m", "mlplab.benchmarks", "host-speed", str(epochs), str(n)]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=1800)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"host speed not measured: {tail[:200]}", file=sys.stderr)
-            return None
-        return json.loads(lines[-1])
+        result, error = run_json(["host-speed", str(epochs), str(n)])
+        if error is not None:
+            print(f"host speed not measured: {error}", file=sys.stderr)
+        return result
     import numpy as np
 
     from mlplab.data import Dataset
